@@ -1,0 +1,147 @@
+"""`fractalgd bench`: the engine against the reference pattern, in one process.
+
+The reference is the pattern of Sohl-Dickstein's notebook (anchors.md §1.4): a Python loop over
+steps, each calling `jit(vmap(value_and_grad step))` on chunks of at most 50,000 pixels, keeping
+every step's loss, then his convergence measure on the stacked history. The FLOP floor is
+12 FLOP per pixel-step (perf-baseline.md §2) over a GEMM rate measured here and now.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fractalgd.engine import EngineOptions, run_batch
+from fractalgd.problems import scalar
+
+FLOP_PER_STEP = 12
+REFERENCE_CHUNK = 50_000
+CASES = {  # name: (eta, lam); y = 1 on [-3, 3]², as in perf-baseline.md
+    "dense": (0.02, 0.05),
+    "early_exit_lam0": (0.6, 0.0),
+    "early_exit_lam0.05": (0.6, 0.05),
+}
+
+
+def gemm_peak(dtype, n: int = 2048, repeats: int = 3) -> float:
+    """FLOP/s of a large numpy matmul: the practical compute ceiling of this machine."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
+    a @ a
+    best = min(_timed(lambda: a @ a) for _ in range(repeats))
+    return 2 * n**3 / best
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    return time.perf_counter() - start
+
+
+def grid(n: int):
+    x = (np.arange(n) - (n - 1) / 2) * (6.0 / n)
+    u, v = np.meshgrid(x, x[::-1])
+    return {"u0": u.ravel(), "v0": v.ravel()}
+
+
+def reference_classes(coords, eta: float, lam: float, steps: int, dtype) -> np.ndarray:
+    """Sohl-Dickstein's pattern: trainable (1) or not (0) per pixel."""
+
+    def loss(theta):
+        u, v = theta
+        return 0.5 * (u * v - 1.0) ** 2 + 0.5 * lam * (u * u + v * v)
+
+    def train_step(theta):
+        value, grad = jax.value_and_grad(loss)(theta)
+        return jax.tree_util.tree_map(lambda p, g: p - eta * g, theta, grad), value
+
+    step = jax.jit(jax.vmap(train_step))
+    measure = jax.jit(_convergence_measure)
+    u0, v0 = (np.asarray(coords[k], dtype=dtype) for k in ("u0", "v0"))
+    out = []
+    for start in range(0, len(u0), REFERENCE_CHUNK):
+        theta = (jnp.asarray(u0[start : start + REFERENCE_CHUNK]), jnp.asarray(v0[start : start + REFERENCE_CHUNK]))
+        losses = []
+        for _ in range(steps):
+            theta, value = step(theta)
+            losses.append(value)
+        out.append(measure(jnp.stack(losses, axis=1)))
+    return np.concatenate([np.asarray(o) for o in out])
+
+
+def _convergence_measure(losses, max_val=1e6):
+    # anchors.md §1.6: normalise by the first loss, clip, converged ⇔ mean of the last 20 < 1.
+    losses = jnp.where(jnp.isfinite(losses), losses, max_val)
+    ratio = jnp.clip(losses / losses[:, :1], 0, max_val)
+    return jnp.mean(ratio[:, -20:], axis=1) < 1
+
+
+def run_bench(quick: bool = False, repeats: int = 5, dtype: str = "float32", progress=None) -> list[dict]:
+    """Time every case for the engine and the reference; return one record per (case, impl)."""
+    n, steps = (256, 1000) if quick else (1024, 1000)
+    coords = grid(n)
+    np_dtype = np.dtype(dtype)
+    peak = gemm_peak(np_dtype)
+    nominal = n * n * steps
+    floor_s = FLOP_PER_STEP * nominal / peak
+    ref_repeats = 1 if not quick else 2
+    records, done, total = [], 0, len(CASES) * (repeats + ref_repeats + 2)
+    for case, (eta, lam) in CASES.items():
+        problem = scalar.ScalarProblem(1.0, lam, 1, eta, (0.0, 0.0), (1.0, 0.0), (0.0, 1.0))
+        state, hyper = problem.initial(coords, np_dtype)
+        opts = EngineOptions(steps)
+        result = run_batch(problem.kernel, state, hyper, opts)  # compile and warm up
+        times = []
+        for _ in range(repeats):
+            times.append(_timed(lambda: run_batch(problem.kernel, state, hyper, opts).labels))  # noqa: B023
+            done += 1
+            progress and progress(done, total)
+        reference_classes(grid(64), eta, lam, 2, np_dtype)  # compile the reference
+        ref_times = [_timed(lambda: reference_classes(coords, eta, lam, steps, np_dtype)) for _ in range(ref_repeats)]  # noqa: B023
+        done += ref_repeats + 2
+        progress and progress(done, total)
+        common = {"case": case, "dtype": dtype, "resolution": n, "steps": steps, "eta": eta, "lam": lam}
+        ref_median = statistics.median(ref_times)
+        eng_median = statistics.median(times)
+        records.append(
+            {
+                **common,
+                "impl": "engine",
+                "median_s": eng_median,
+                "min_s": min(times),
+                "pixel_steps_per_s": nominal / eng_median,
+                "executed_fraction": result.executed_pixel_steps / nominal,
+                "speedup_vs_reference": ref_median / eng_median,
+                "floor_ratio": eng_median / floor_s,
+                "floor_s": floor_s,
+                "gemm_peak_flops": peak,
+            }
+        )
+        records.append(
+            {
+                **common,
+                "impl": "reference",
+                "median_s": ref_median,
+                "min_s": min(ref_times),
+                "pixel_steps_per_s": nominal / ref_median,
+                "floor_ratio": ref_median / floor_s,
+            }
+        )
+    return records
+
+
+def format_table(records: list[dict]) -> str:
+    rows = [f"{'case':<20} {'impl':<10} {'median':>10} {'min':>10} {'px-steps/s':>11} {'speed-up':>9} {'x floor':>8}"]
+    for r in records:
+        speedup = f"{r['speedup_vs_reference']:.1f}x" if "speedup_vs_reference" in r else ""
+        rows.append(
+            f"{r['case']:<20} {r['impl']:<10} {r['median_s'] * 1e3:>8.1f}ms {r['min_s'] * 1e3:>8.1f}ms "
+            f"{r['pixel_steps_per_s']:>11.3g} {speedup:>9} {r['floor_ratio']:>8.2f}"
+        )
+    first = records[0]
+    rows.append(f"{first['resolution']}² × {first['steps']} steps, {first['dtype']}; floor = 12 FLOP/px-step at a measured GEMM peak")
+    return "\n".join(rows)

@@ -1,0 +1,183 @@
+"""The GD engine: every pixel for up to T steps, per-block early exit, all local devices.
+
+Structure (perf-baseline.md §8): pixels are sharded over the local devices (`shard_map`; on CPU
+one XLA device per core), each device walks its share in blocks of ≤ 1024 pixels (`lax.map`),
+and each block runs a `while_loop` of fused, unrolled C-step chunks with no per-step masks. After
+each chunk the problem's classifier looks at θ_t, θ_{t−1}, θ_{t−2}; a pixel's class and decision
+step are frozen the first time it is decided, and the block stops when all its pixels are.
+
+Every pixel's trajectory and the checks made on it are elementwise, so its label does not depend
+on the block, the tile or the device it ran in: tilings are bit-identical.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import Mesh, PartitionSpec
+
+from fractalgd.problems.base import UNDECIDED
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Static knobs: each value compiles its own program."""
+
+    steps: int  # T, the step budget
+    check_every: int = 32  # C, steps between decisions
+    block: int = 512  # pixels per early-exit block
+    unroll: int = 2  # fori_loop unroll inside a chunk
+    batch_blocks: int = 0  # blocks advanced together (vmap); 0: 1 on CPU, all on GPU
+
+
+@dataclass
+class EngineResult:
+    """Per pixel: class id, the step at which it was decided (T if never), the final state."""
+
+    labels: np.ndarray  # (n,) uint8
+    steps: np.ndarray  # (n,) int32
+    state: tuple  # final state, arrays (..., n)
+    executed_pixel_steps: int  # steps actually run, summed over pixels (padding excluded)
+
+
+def _advance(kernel, state, prev, coeffs, n: int, unroll: int):
+    """n ≥ 1 steps; returns (θ_{t+n}, θ_{t+n−1}, θ_{t+n−2}) given θ_t and θ_{t−1}."""
+    if n == 1:
+        return kernel.step(state, coeffs), state, prev
+    if n > 2:
+        state = lax.fori_loop(0, n - 2, lambda _, s: kernel.step(s, coeffs), state, unroll=min(unroll, n - 2))
+    older = state
+    prev = kernel.step(older, coeffs)
+    return kernel.step(prev, coeffs), prev, older
+
+
+def _block_runner(kernel, opts: EngineOptions, hyper_scalar):
+    """The function of one block: (state0, per-pixel hyper) → (labels, steps, state, t)."""
+    total, chunk = opts.steps, min(opts.check_every, opts.steps)
+
+    def run_block(args):
+        state0, hyper_px = args
+        coeffs = kernel.prepare({**hyper_scalar, **hyper_px})
+        width = jax.tree_util.tree_leaves(state0)[0].shape[-1]
+        labels = jnp.full((width,), UNDECIDED, jnp.int32)
+        steps = jnp.full((width,), total, jnp.int32)
+        done = jnp.zeros((width,), bool)
+
+        def chunk_body(carry, n):
+            t, state, prev, labels, steps, done = carry
+            state, prev, older = _advance(kernel, state, prev, coeffs, n, opts.unroll)
+            t = t + n
+            tests = kernel.decided(state, prev, older, coeffs)
+            decided = functools.reduce(jnp.logical_or, tests)
+            new = decided & ~done
+
+            def record(ls):
+                labels, steps = ls
+                label = kernel.label(state, state0, tests, coeffs)
+                return jnp.where(new, label, labels), jnp.where(new, t, steps)
+
+            # Labelling costs several checks' worth of work; most checks decide nothing new.
+            labels, steps = lax.cond(jnp.any(new), record, lambda ls: ls, (labels, steps))
+            return (t, state, prev, labels, steps, done | decided)
+
+        carry = (jnp.int32(0), state0, state0, labels, steps, done)
+        carry = lax.while_loop(
+            lambda c: (c[0] + chunk <= total) & ~jnp.all(c[5]), lambda c: chunk_body(c, chunk), carry
+        )
+        tail = total % chunk
+        if tail:
+            carry = lax.cond(jnp.all(carry[5]), lambda c: c, lambda c: chunk_body(c, tail), carry)
+        t, state, _, labels, steps, _ = carry
+        return labels, steps, state, t
+
+    return run_block
+
+
+def _to_blocks(x, block: int):
+    """(..., n) → (n / block, ..., block)."""
+    return jnp.moveaxis(x.reshape(*x.shape[:-1], x.shape[-1] // block, block), -2, 0)
+
+
+def _from_blocks(x):
+    """(nb, ..., block) → (..., nb·block)."""
+    x = jnp.moveaxis(x, 0, -2)
+    return x.reshape(*x.shape[:-2], -1)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(kernel, opts: EngineOptions, devices: tuple, batch_blocks: int):
+    def per_device(state0, hyper_px, hyper_scalar):
+        run_block = _block_runner(kernel, opts, hyper_scalar)
+        blocks = jax.tree_util.tree_map(lambda x: _to_blocks(x, opts.block), (state0, hyper_px))
+        nb = jax.tree_util.tree_leaves(blocks)[0].shape[0]
+        labels, steps, state, t = lax.map(run_block, blocks, batch_size=min(batch_blocks, nb) if batch_blocks > 1 else None)
+        return _from_blocks(labels), _from_blocks(steps), jax.tree_util.tree_map(_from_blocks, state), t
+
+    if len(devices) == 1:
+        return jax.jit(per_device)
+    mesh = Mesh(np.array(devices), ("px",))
+
+    def pixel_spec(x):
+        return PartitionSpec(*([None] * (x.ndim - 1)), "px")
+
+    def sharded(state0, hyper_px, hyper_scalar):
+        specs_in = (
+            jax.tree_util.tree_map(pixel_spec, state0),
+            jax.tree_util.tree_map(pixel_spec, hyper_px),
+            jax.tree_util.tree_map(lambda _: PartitionSpec(), hyper_scalar),
+        )
+        specs_out = (PartitionSpec("px"), PartitionSpec("px"), specs_in[0], PartitionSpec("px"))
+        return jax.shard_map(per_device, mesh=mesh, in_specs=specs_in, out_specs=specs_out, check_vma=False)(
+            state0, hyper_px, hyper_scalar
+        )
+
+    return jax.jit(sharded)
+
+
+def default_batch_blocks(devices) -> int:
+    # CPU: one block at a time keeps it in cache and exits per block. GPU: blocks must run side by
+    # side to fill the device, so all of a device's blocks advance together.
+    return 1 if devices[0].platform == "cpu" else 1 << 30
+
+
+def run_batch(kernel, state0, hyper: dict, opts: EngineOptions, devices=None) -> EngineResult:
+    """Run GD for every pixel of `state0` (arrays with a trailing pixel axis) on all devices.
+
+    Args:
+      kernel: a problem kernel (prepare / step / decided / label), hashable.
+      state0: pytree of arrays (..., n), all of one float dtype.
+      hyper: name → array of shape () (shared) or (n,) (per pixel), same dtype.
+      opts: step budget and engine knobs.
+      devices: devices to shard over (default: all local devices of the default backend).
+    """
+    devices = tuple(devices or jax.devices())
+    leaves = jax.tree_util.tree_leaves(state0)
+    n = leaves[0].shape[-1]
+    # Small batches use fewer devices rather than padding every device to a full block.
+    devices = devices[: max(1, min(len(devices), math.ceil(n / opts.block)))]
+    unit = len(devices) * opts.block
+    padded = math.ceil(n / unit) * unit
+
+    def pad(x):
+        x = np.asarray(x)
+        return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, padded - n)], mode="edge") if padded != n else x
+
+    state_p = jax.tree_util.tree_map(pad, state0)
+    hyper_px = {k: pad(v) for k, v in hyper.items() if np.ndim(v) > 0}
+    hyper_scalar = {k: np.asarray(v) for k, v in hyper.items() if np.ndim(v) == 0}
+    batch = opts.batch_blocks or default_batch_blocks(devices)
+    fn = _compiled(kernel, opts, devices, batch)
+    if len(devices) == 1:
+        state_p, hyper_px, hyper_scalar = jax.device_put((state_p, hyper_px, hyper_scalar), devices[0])
+    labels, steps, state, t = fn(state_p, hyper_px, hyper_scalar)
+    labels, steps, t = np.asarray(labels)[:n], np.asarray(steps)[:n], np.asarray(t)
+    block_of_pixel = np.minimum(np.arange(padded) // opts.block, len(t) - 1)
+    executed = int(np.bincount(block_of_pixel[:n], minlength=len(t)) @ t.astype(np.int64))
+    state = jax.tree_util.tree_map(lambda x: np.asarray(x)[..., :n], state)
+    return EngineResult(labels.astype(np.uint8), steps.astype(np.int32), state, executed)

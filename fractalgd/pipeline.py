@@ -1,0 +1,81 @@
+"""Recipe → labels: the plane is cut into tiles, each tile's pixels go through the engine.
+
+`render(config)` is the library call behind `fractalgd render`; it returns arrays and metadata
+and touches no files (`save_render` in io.py writes them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+
+from fractalgd import __version__
+from fractalgd.config import Config
+from fractalgd.engine import EngineOptions, run_batch
+
+
+@dataclass
+class RenderResult:
+    labels: np.ndarray  # (H, W) uint8 class ids
+    steps: np.ndarray  # (H, W) int32 decision steps
+    meta: dict
+    config: Config
+
+
+def engine_options(config: Config) -> EngineOptions:
+    e = config.engine
+    return EngineOptions(config.gd.steps, e.check_every, e.block, e.unroll, e.batch_blocks)
+
+
+def device_summary() -> str:
+    devices = jax.devices()
+    return f"{len(devices)}× {devices[0].platform}:{devices[0].device_kind}"
+
+
+def render_pixels(config: Config, start: int, stop: int):
+    """Run the engine on the flat pixels [start, stop) of the plane."""
+    coords = config.plane.coordinates(start, stop)
+    state, hyper = config.problem.initial(coords, np.dtype(config.gd.dtype))
+    return run_batch(config.problem.kernel, state, hyper, engine_options(config))
+
+
+def render(config: Config, progress: Callable[[int, int], None] | None = None) -> RenderResult:
+    """Render the recipe's plane; `progress(done_pixels, total_pixels)` is called after each tile."""
+    height, width = config.plane.shape
+    total = height * width
+    labels = np.empty(total, dtype=np.uint8)
+    steps = np.empty(total, dtype=np.int32)
+    executed = 0
+    start_time = time.perf_counter()
+    tile = config.engine.tile
+    for start in range(0, total, tile):
+        stop = min(start + tile, total)
+        result = render_pixels(config, start, stop)
+        labels[start:stop], steps[start:stop] = result.labels, result.steps
+        executed += result.executed_pixel_steps
+        if progress is not None:
+            progress(stop, total)
+    elapsed = time.perf_counter() - start_time
+    labels, steps = labels.reshape(height, width), steps.reshape(height, width)
+    names = config.problem.class_names
+    counts = np.bincount(labels.ravel(), minlength=len(names))
+    meta = {
+        "name": config.name,
+        "problem": config.problem.kind,
+        "class_names": {str(i): n for i, n in enumerate(names)},
+        "counts": {n: int(c) for n, c in zip(names, counts, strict=False)},
+        "resolution": [width, height],
+        "dtype": config.gd.dtype,
+        "steps": config.gd.steps,
+        "device": device_summary(),
+        "elapsed_s": round(elapsed, 4),
+        "pixel_steps": executed,
+        "nominal_pixel_steps": total * config.gd.steps,
+        "version": __version__,
+        "config": config.resolved,
+    }
+    return RenderResult(labels, steps, meta, config)

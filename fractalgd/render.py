@@ -1,0 +1,62 @@
+"""Labels and decision steps → an RGB image (pure: arrays in, uint8 array out).
+
+One hue per class; within a class the brightness follows the decision step on a log scale
+(fast decisions bright, slow ones dark), or, with `equalize`, the step's rank within its class
+(a per-class histogram equalization, as Sohl-Dickstein's `cdf_img` does per phase).
+"""
+
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+
+# Colours by class name, so every problem's "diverged" looks the same.
+PALETTE = {
+    "undecided": (0.10, 0.10, 0.10),
+    "diverged": (0.80, 0.22, 0.15),
+    "period2": (0.20, 0.70, 0.30),
+    "period4": (0.55, 0.80, 0.20),
+    "bounded": (0.60, 0.45, 0.75),
+    "converged": (0.20, 0.45, 0.85),
+    "nearest": (0.95, 0.60, 0.15),
+    "farthest": (0.20, 0.45, 0.85),
+    "saddle": (0.95, 0.90, 0.30),
+}
+
+
+def class_colors(class_names) -> np.ndarray:
+    """(k, 3) float RGB in [0, 1]; names without a palette entry get evenly spaced hues."""
+    unknown = [n for n in class_names if n not in PALETTE]
+    extra = {n: colorsys.hsv_to_rgb((0.13 + i / max(len(unknown), 1)) % 1.0, 0.65, 0.9) for i, n in enumerate(unknown)}
+    return np.array([PALETTE.get(n, extra.get(n)) for n in class_names], dtype=np.float64)
+
+
+def shade_values(labels: np.ndarray, steps: np.ndarray, total_steps: int, equalize: bool) -> np.ndarray:
+    """Brightness in [0.35, 1] per pixel: 1 for the fastest decisions."""
+    if equalize:
+        rank = np.zeros(labels.shape, dtype=np.float64)
+        for cls in np.unique(labels):
+            mask = labels == cls
+            values = steps[mask]
+            order = np.searchsorted(np.sort(values), values, side="right")
+            rank[mask] = order / max(len(values), 1)
+        slowness = rank
+    else:
+        slowness = np.log1p(steps.astype(np.float64)) / np.log1p(max(total_steps, 1))
+    return 1.0 - 0.65 * np.clip(slowness, 0.0, 1.0)
+
+
+def colorize(
+    labels: np.ndarray,
+    steps: np.ndarray,
+    class_names,
+    total_steps: int,
+    shade: bool = True,
+    equalize: bool = False,
+) -> np.ndarray:
+    """(H, W) labels and steps → (H, W, 3) uint8 RGB."""
+    colors = class_colors(class_names)[labels]
+    if shade:
+        colors = colors * shade_values(labels, steps, total_steps, equalize)[..., None]
+    return np.round(np.clip(colors, 0.0, 1.0) * 255).astype(np.uint8)

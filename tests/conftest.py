@@ -1,0 +1,1 @@
+import fractalgd  # noqa: F401  (configures the XLA host devices before jax is imported)

@@ -1,0 +1,67 @@
+"""Engine mechanics: tilings and block sizes change nothing; sweeping values never recompiles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fractalgd import engine
+from fractalgd.engine import EngineOptions, run_batch
+from fractalgd.pipeline import render
+from fractalgd.problems import scalar
+from tests.helpers import p1_config
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_tilings_and_block_sizes_are_bit_identical(dtype):
+    def run(**engine_cfg):
+        cfg = p1_config(plane={"resolution": [96, 80]}, gd={"steps": 300, "dtype": dtype}, engine=engine_cfg)
+        return render(cfg)
+
+    reference = run()
+    for variant in ({"tile": 1000}, {"block": 64}, {"block": 128, "tile": 777, "unroll": 3}, {"batch_blocks": 4}):
+        other = run(**variant)
+        np.testing.assert_array_equal(other.labels, reference.labels, err_msg=str(variant))
+        np.testing.assert_array_equal(other.steps, reference.steps, err_msg=str(variant))
+
+
+def test_decision_steps_are_check_multiples_and_budget_is_respected():
+    cfg = p1_config(plane={"resolution": [64, 64]}, gd={"steps": 250}, engine={"check_every": 32})
+    result = render(cfg)
+    decided = result.labels != 0
+    assert np.all((result.steps[decided] % 32 == 0) | (result.steps[decided] == 250))
+    assert np.all(result.steps[~decided] == 250)
+    assert result.meta["pixel_steps"] <= 64 * 64 * 250
+
+
+def test_state_matches_a_plain_loop_for_undecided_pixels():
+    # Dense case (η small, every pixel runs the whole budget): the engine's final state is
+    # exactly T plain steps.
+    rng = np.random.default_rng(0)
+    u, v = rng.normal(size=(1, 300)), rng.normal(size=(1, 300))
+    hyper = {"eta": np.asarray(0.001), "lam": np.asarray(0.05), "y": np.asarray(1.0)}
+    result = run_batch(scalar.ScalarKernel(1), (u, v), hyper, EngineOptions(100, check_every=32))
+    assert np.all(result.labels == 0) and result.executed_pixel_steps == 300 * 100
+    c, eta = 1 - 0.001 * 0.05, 0.001
+    for _ in range(100):
+        r = u * v - 1.0
+        u, v = c * u - eta * r * v, c * v - eta * r * u
+    np.testing.assert_allclose(result.state[0], u, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(result.state[1], v, rtol=1e-10, atol=1e-12)
+
+
+def test_new_parameter_values_do_not_recompile():
+    # η and λ travel as arrays: three renders share one compiled program.
+    import jax
+
+    from fractalgd.pipeline import engine_options
+
+    engine._compiled.cache_clear()
+    for eta, lam in ((0.5, 0.1), (0.7, 0.0), (1.1, 0.3)):
+        cfg = p1_config(plane={"resolution": [32, 32]}, gd={"eta": eta, "steps": 64}, problem={"lam": lam})
+        render(cfg)
+    assert engine._compiled.cache_info().currsize == 1
+    devices = tuple(jax.devices())[: min(len(jax.devices()), 2)]  # 1024 pixels = 2 blocks of 512
+    fn = engine._compiled(cfg.problem.kernel, engine_options(cfg), devices, engine.default_batch_blocks(devices))
+    assert engine._compiled.cache_info().hits >= 1
+    assert fn._cache_size() == 1
