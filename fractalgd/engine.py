@@ -3,7 +3,7 @@
 Structure (perf-baseline.md §8): pixels are sharded over the local devices (`shard_map`; on CPU
 one XLA device per core), each device walks its share in blocks of ≤ 1024 pixels (`lax.map`),
 and each block runs a `while_loop` of fused, unrolled C-step chunks with no per-step masks. After
-each chunk the problem's classifier looks at θ_t, θ_{t−1}, θ_{t−2}; a pixel's class and decision
+each chunk the problem's decision test looks at θ_t and its last h iterates; a pixel's class and decision
 step are frozen the first time it is decided, and the block stops when all its pixels are.
 
 Every pixel's trajectory and the checks made on it are elementwise, so its label does not depend
@@ -46,15 +46,20 @@ class EngineResult:
     executed_pixel_steps: int  # steps actually run, summed over pixels (padding excluded)
 
 
-def _advance(kernel, state, prev, coeffs, n: int, unroll: int):
-    """n ≥ 1 steps; returns (θ_{t+n}, θ_{t+n−1}, θ_{t+n−2}) given θ_t and θ_{t−1}."""
-    if n == 1:
-        return kernel.step(state, coeffs), state, prev
-    if n > 2:
-        state = lax.fori_loop(0, n - 2, lambda _, s: kernel.step(s, coeffs), state, unroll=min(unroll, n - 2))
-    older = state
-    prev = kernel.step(older, coeffs)
-    return kernel.step(prev, coeffs), prev, older
+def _advance(kernel, state, history, coeffs, n: int, unroll: int):
+    """n ≥ 1 steps from θ_t with history (θ_{t−1}, …, θ_{t−h}); returns θ_{t+n} and its history.
+
+    Only the last h steps are written out one by one; the rest run in one unrolled fori_loop.
+    """
+    h = len(history)
+    looped = max(n - h, 0)
+    if looped:
+        state = lax.fori_loop(0, looped, lambda _, s: kernel.step(s, coeffs), state, unroll=min(unroll, looped))
+    recent = []
+    for _ in range(n - looped):
+        recent.insert(0, state)
+        state = kernel.step(state, coeffs)
+    return state, (*recent, *history)[:h]
 
 
 def _block_runner(kernel, opts: EngineOptions, hyper_scalar):
@@ -70,10 +75,10 @@ def _block_runner(kernel, opts: EngineOptions, hyper_scalar):
         done = jnp.zeros((width,), bool)
 
         def chunk_body(carry, n):
-            t, state, prev, labels, steps, done = carry
-            state, prev, older = _advance(kernel, state, prev, coeffs, n, opts.unroll)
+            t, state, history, labels, steps, done = carry
+            state, history = _advance(kernel, state, history, coeffs, n, opts.unroll)
             t = t + n
-            tests = kernel.decided(state, prev, older, coeffs)
+            tests = kernel.decided(state, history, coeffs)
             decided = functools.reduce(jnp.logical_or, tests)
             new = decided & ~done
 
@@ -84,9 +89,10 @@ def _block_runner(kernel, opts: EngineOptions, hyper_scalar):
 
             # Labelling costs several checks' worth of work; most checks decide nothing new.
             labels, steps = lax.cond(jnp.any(new), record, lambda ls: ls, (labels, steps))
-            return (t, state, prev, labels, steps, done | decided)
+            return (t, state, history, labels, steps, done | decided)
 
-        carry = (jnp.int32(0), state0, state0, labels, steps, done)
+        history = (state0,) * getattr(kernel, "history", 2)
+        carry = (jnp.int32(0), state0, history, labels, steps, done)
         carry = lax.while_loop(
             lambda c: (c[0] + chunk <= total) & ~jnp.all(c[5]), lambda c: chunk_body(c, chunk), carry
         )

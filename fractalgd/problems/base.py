@@ -4,7 +4,8 @@ To add a problem, write one module in `fractalgd/problems/` with
 
 - a frozen, hashable *kernel* dataclass holding only what changes the compiled program (sizes),
   with pure methods `prepare(hyper) -> coeffs`, `step(state, coeffs) -> state`,
-  `decided(s, s_prev, s_prev2, coeffs) -> tuple of bool arrays` (cheap, run at every check) and
+  `decided(s, history, coeffs) -> tuple of bool arrays` (cheap, run at every check; `history`
+  is (θ_{t−1}, …, θ_{t−h}) with h the kernel's `history` attribute, default 2) and
   `label(s, s0, tests, coeffs) -> int32 class ids` (run when a pixel is newly decided), all
   elementwise over the trailing pixel axis of every array;
 - a *problem* class built from the `[problem]` table, which knows the class names, the plane

@@ -56,10 +56,12 @@ class ScalarKernel:
         eta_r = k["eta"] * (_dot(u, v) - k["y"])
         return (k["c"] * u - eta_r * v, k["c"] * v - eta_r * u)
 
-    def decided(self, s, s1, s2, k):
+    history = 2  # the decision test needs θ_{t−1} and θ_{t−2}
+
+    def decided(self, s, history, k):
         """Cheap test run at every check: (diverged, converged, period2)."""
         del k
-        (u, v), (u1, v1), (u2, v2) = s, s1, s2
+        (u, v), (u1, v1), (u2, v2) = s, *history
         sq = _dot(u, u) + _dot(v, v)
         step_sq = _dot(u - u1, u - u1) + _dot(v - v1, v - v1)
         two_sq = _dot(u - u2, u - u2) + _dot(v - v2, v - v2)
