@@ -99,7 +99,10 @@ def _block_runner(kernel, opts: EngineOptions, hyper_scalar):
         tail = total % chunk
         if tail:
             carry = lax.cond(jnp.all(carry[5]), lambda c: c, lambda c: chunk_body(c, tail), carry)
-        t, state, _, labels, steps, _ = carry
+        t, state, history, labels, steps, done = carry
+        final_label = getattr(kernel, "final_label", None)
+        if final_label is not None:  # the kernel's verdict on pixels still undecided at T
+            labels = jnp.where(done, labels, final_label(state, history, state0, coeffs))
         return labels, steps, state, t
 
     return run_block

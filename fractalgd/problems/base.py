@@ -7,7 +7,9 @@ To add a problem, write one module in `fractalgd/problems/` with
   `decided(s, history, coeffs) -> tuple of bool arrays` (cheap, run at every check; `history`
   is (θ_{t−1}, …, θ_{t−h}) with h the kernel's `history` attribute, default 2) and
   `label(s, s0, tests, coeffs) -> int32 class ids` (run when a pixel is newly decided), all
-  elementwise over the trailing pixel axis of every array;
+  elementwise over the trailing pixel axis of every array; optionally
+  `final_label(s, history, s0, coeffs) -> int32` for pixels still undecided after T steps
+  (default: UNDECIDED);
 - a *problem* class built from the `[problem]` table, which knows the class names, the plane
   coordinates it accepts, and turns per-pixel coordinates into `(state0, hyper)`;
 
