@@ -46,6 +46,42 @@ class EngineResult:
     executed_pixel_steps: int  # steps actually run, summed over pixels (padding excluded)
 
 
+def _complex_packing(state):
+    """Pack pairs of same-shaped float leaves into complex arrays, and back (exactly).
+
+    XLA:CPU emits one loop fusion per output of a loop body, and each fusion recomputes the whole
+    step (perf-baseline.md §3: u′ and v′ both recompute the shared residual). With pairs carried
+    as one complex array the body has half the outputs, so half the recomputation and copies.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(state)
+    plan, i = [], 0
+    while i < len(leaves):
+        a = leaves[i]
+        b = leaves[i + 1] if i + 1 < len(leaves) else None
+        pairable = b is not None and a.shape == b.shape and a.dtype == b.dtype
+        if pairable and a.dtype in (jnp.float32, jnp.float64):
+            plan.append((i, i + 1))
+            i += 2
+        else:
+            plan.append((i,))
+            i += 1
+
+    def pack(tree):
+        flat = jax.tree_util.tree_leaves(tree)
+        return tuple(lax.complex(flat[p[0]], flat[p[1]]) if len(p) == 2 else flat[p[0]] for p in plan)
+
+    def unpack(packed):
+        flat = [None] * len(leaves)
+        for p, x in zip(plan, packed, strict=True):
+            if len(p) == 2:
+                flat[p[0]], flat[p[1]] = jnp.real(x), jnp.imag(x)
+            else:
+                flat[p[0]] = x
+        return jax.tree_util.tree_unflatten(treedef, flat)
+
+    return pack, unpack
+
+
 def _advance(kernel, state, history, coeffs, n: int, unroll: int):
     """n ≥ 1 steps from θ_t with history (θ_{t−1}, …, θ_{t−h}); returns θ_{t+n} and its history.
 
@@ -54,7 +90,11 @@ def _advance(kernel, state, history, coeffs, n: int, unroll: int):
     h = len(history)
     looped = max(n - h, 0)
     if looped:
-        state = lax.fori_loop(0, looped, lambda _, s: kernel.step(s, coeffs), state, unroll=min(unroll, looped))
+        pack, unpack = _complex_packing(state)
+        packed = lax.fori_loop(
+            0, looped, lambda _, p: pack(kernel.step(unpack(p), coeffs)), pack(state), unroll=min(unroll, looped)
+        )
+        state = unpack(packed)
     recent = []
     for _ in range(n - looped):
         recent.insert(0, state)
@@ -62,9 +102,24 @@ def _advance(kernel, state, history, coeffs, n: int, unroll: int):
     return state, (*recent, *history)[:h]
 
 
+def check_schedule(total: int, every: int) -> tuple[list[tuple[int, int]], int]:
+    """Chunk lengths between decisions: `every` for the first 8 checks, then 4·`every`.
+
+    Most pixels that decide at all do so early; later checks mostly find nothing new and each
+    costs several steps' worth of loop overhead. Returns ([(chunk, until_step), ...], tail).
+    """
+    every = min(every, total)
+    early_end = min(total, 8 * every)
+    phases = [(every, early_end - early_end % every)]
+    late = 4 * every
+    if total - phases[0][1] >= late and early_end == 8 * every:
+        phases.append((late, phases[0][1] + (total - phases[0][1]) // late * late))
+    return phases, total - phases[-1][1]
+
+
 def _block_runner(kernel, opts: EngineOptions, hyper_scalar):
     """The function of one block: (state0, per-pixel hyper) → (labels, steps, state, t)."""
-    total, chunk = opts.steps, min(opts.check_every, opts.steps)
+    total = opts.steps
 
     def run_block(args):
         state0, hyper_px = args
@@ -93,10 +148,13 @@ def _block_runner(kernel, opts: EngineOptions, hyper_scalar):
 
         history = (state0,) * getattr(kernel, "history", 2)
         carry = (jnp.int32(0), state0, history, labels, steps, done)
-        carry = lax.while_loop(
-            lambda c: (c[0] + chunk <= total) & ~jnp.all(c[5]), lambda c: chunk_body(c, chunk), carry
-        )
-        tail = total % chunk
+        phases, tail = check_schedule(total, opts.check_every)
+        for chunk, until in phases:
+            carry = lax.while_loop(
+                lambda c, chunk=chunk, until=until: (c[0] + chunk <= until) & ~jnp.all(c[5]),
+                lambda c, chunk=chunk: chunk_body(c, chunk),
+                carry,
+            )
         if tail:
             carry = lax.cond(jnp.all(carry[5]), lambda c: c, lambda c: chunk_body(c, tail), carry)
         t, state, history, labels, steps, done = carry
