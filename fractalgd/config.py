@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "name": "render",
     "gd": {"eta": 0.1, "steps": 1000, "dtype": "float32"},
     "plane": {"resolution": [512, 512], "base": [], "dir1": [], "dir2": [], "seed": 0},
-    "engine": {"check_every": 32, "block": 512, "tile": 1 << 18, "unroll": 2, "batch_blocks": 0},
+    "engine": {"check_every": 32, "block": 512, "tile": 1 << 18, "unroll": 2, "batch_blocks": 0, "backend": "auto"},
     "render": {"shade": True, "equalize": False, "axes": False, "histogram": False},
 }
 AXIS_KEYS = ("param", "min", "max", "center", "width", "scale")
@@ -49,6 +49,7 @@ class EngineConfig:
     tile: int
     unroll: int
     batch_blocks: int  # 0: pick by backend
+    backend: str  # "auto", "xla" or "pallas"
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,8 @@ def config_from_dict(raw: dict) -> Config:
     engine = merge_table("engine", raw.get("engine", {}), DEFAULTS["engine"])
     for key in ("check_every", "block", "tile", "unroll"):
         _positive_int(f"engine.{key}", engine[key])
+    if engine["backend"] not in ("auto", "xla", "pallas"):
+        raise ConfigError(f"engine.backend: must be 'auto', 'xla' or 'pallas', got '{engine['backend']}'")
     if engine["block"] > 1024:
         raise ConfigError(f"engine.block: at most 1024 pixels per early-exit block, got {engine['block']}")
     render_cfg = merge_table("render", raw.get("render", {}), DEFAULTS["render"])

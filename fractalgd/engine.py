@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from dataclasses import dataclass
 
 import jax
@@ -34,6 +35,7 @@ class EngineOptions:
     block: int = 512  # pixels per early-exit block
     unroll: int = 2  # fori_loop unroll inside a chunk
     batch_blocks: int = 0  # blocks advanced together (vmap); 0: 1 on CPU, all on GPU
+    backend: str = "auto"  # "xla", "pallas", or "auto" (Pallas on GPU, falling back to XLA)
 
 
 @dataclass
@@ -117,8 +119,14 @@ def check_schedule(total: int, every: int) -> tuple[list[tuple[int, int]], int]:
     return phases, total - phases[-1][1]
 
 
-def _block_runner(kernel, opts: EngineOptions, hyper_scalar):
-    """The function of one block: (state0, per-pixel hyper) → (labels, steps, state, t)."""
+def _block_runner(kernel, opts: EngineOptions, hyper_scalar, skip_with_cond: bool = False):
+    """The function of one block: (state0, per-pixel hyper) → (labels, steps, state, t).
+
+    The block stops once all its pixels are decided: with a `while_loop` (XLA), or, with
+    `skip_with_cond`, a fixed `fori_loop` whose chunks are skipped by `lax.cond` — the form that
+    Pallas/Triton lowers (gpu-anchors.md: `while_loop` early exit crashed its compiler). Both
+    give the same labels, steps and state.
+    """
     total = opts.steps
 
     def run_block(args):
@@ -149,12 +157,22 @@ def _block_runner(kernel, opts: EngineOptions, hyper_scalar):
         history = (state0,) * getattr(kernel, "history", 2)
         carry = (jnp.int32(0), state0, history, labels, steps, done)
         phases, tail = check_schedule(total, opts.check_every)
+        start = 0
         for chunk, until in phases:
-            carry = lax.while_loop(
-                lambda c, chunk=chunk, until=until: (c[0] + chunk <= until) & ~jnp.all(c[5]),
-                lambda c, chunk=chunk: chunk_body(c, chunk),
-                carry,
-            )
+            if skip_with_cond:
+                carry = lax.fori_loop(
+                    0,
+                    (until - start) // chunk,
+                    lambda _, c, chunk=chunk: lax.cond(jnp.all(c[5]), lambda c: c, lambda c: chunk_body(c, chunk), c),
+                    carry,
+                )
+            else:
+                carry = lax.while_loop(
+                    lambda c, chunk=chunk, until=until: (c[0] + chunk <= until) & ~jnp.all(c[5]),
+                    lambda c, chunk=chunk: chunk_body(c, chunk),
+                    carry,
+                )
+            start = until
         if tail:
             carry = lax.cond(jnp.all(carry[5]), lambda c: c, lambda c: chunk_body(c, tail), carry)
         t, state, history, labels, steps, done = carry
@@ -207,6 +225,30 @@ def _compiled(kernel, opts: EngineOptions, devices: tuple, batch_blocks: int):
     return jax.jit(sharded)
 
 
+_PALLAS_FAILED: set = set()
+
+
+def uses_pallas(backend: str, platform: str) -> bool:
+    """Kernel selection: Pallas when asked for, or by default on GPU; XLA otherwise."""
+    return backend == "pallas" or (backend == "auto" and platform == "gpu")
+
+
+def _try_pallas(kernel, state0, hyper, opts: EngineOptions):
+    """The Pallas path; under "auto", a kernel it cannot lower falls back to XLA (warned once)."""
+    from fractalgd.pallas_engine import run_batch_pallas
+
+    if opts.backend == "auto" and kernel in _PALLAS_FAILED:
+        return None
+    try:
+        return run_batch_pallas(kernel, state0, hyper, opts)
+    except Exception as error:  # a lowering/compile failure of an untested kernel on this device
+        if opts.backend == "pallas":
+            raise
+        _PALLAS_FAILED.add(kernel)
+        warnings.warn(f"Pallas engine unavailable for {type(kernel).__name__} ({error!s:.200}); using XLA", stacklevel=3)
+        return None
+
+
 def default_batch_blocks(devices) -> int:
     # CPU: one block at a time keeps it in cache and exits per block. GPU: blocks must run side by
     # side to fill the device, so all of a device's blocks advance together.
@@ -224,6 +266,10 @@ def run_batch(kernel, state0, hyper: dict, opts: EngineOptions, devices=None) ->
       devices: devices to shard over (default: all local devices of the default backend).
     """
     devices = tuple(devices or jax.devices())
+    if uses_pallas(opts.backend, devices[0].platform):
+        result = _try_pallas(kernel, state0, hyper, opts)
+        if result is not None:
+            return result
     leaves = jax.tree_util.tree_leaves(state0)
     n = leaves[0].shape[-1]
     # Small batches use fewer devices rather than padding every device to a full block.

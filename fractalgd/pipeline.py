@@ -28,7 +28,7 @@ class RenderResult:
 
 def engine_options(config: Config) -> EngineOptions:
     e = config.engine
-    return EngineOptions(config.gd.steps, e.check_every, e.block, e.unroll, e.batch_blocks)
+    return EngineOptions(config.gd.steps, e.check_every, e.block, e.unroll, e.batch_blocks, e.backend)
 
 
 def device_summary() -> str:

@@ -1,0 +1,43 @@
+"""The Pallas engine path (interpret mode on CPU) against the XLA path, label for label."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fractalgd import engine
+from fractalgd.engine import EngineOptions, run_batch
+from fractalgd.pallas_engine import run_batch_pallas
+from fractalgd.problems import scalar
+
+
+def p1_grid(n, lam, eta, dtype):
+    x = (np.arange(n) - (n - 1) / 2) * (6.0 / n)
+    u, v = np.meshgrid(x, x[::-1])
+    problem = scalar.ScalarProblem(1.0, lam, 1, eta, (0.0, 0.0), (1.0, 0.0), (0.0, 1.0))
+    return problem.kernel, *problem.initial({"u0": u.ravel(), "v0": v.ravel()}, np.dtype(dtype))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("eta, lam", [(0.6, 0.0), (0.6, 0.05), (1.0, 0.2)])
+def test_pallas_interpret_matches_xla(dtype, eta, lam):
+    kernel, state, hyper = p1_grid(24, lam, eta, dtype)  # 576 px: 4 blocks of 128 + padding
+    opts = EngineOptions(300, check_every=16, block=128)
+    xla = run_batch(kernel, state, hyper, opts)
+    pallas = run_batch_pallas(kernel, state, hyper, opts, interpret=True)
+    np.testing.assert_array_equal(pallas.labels, xla.labels)
+    np.testing.assert_array_equal(pallas.steps, xla.steps)
+    np.testing.assert_array_equal(pallas.state[0], xla.state[0])  # NaN-aware, exact
+    assert pallas.executed_pixel_steps == xla.executed_pixel_steps
+
+
+def test_kernel_selection():
+    assert engine.uses_pallas("auto", "gpu") and engine.uses_pallas("pallas", "cpu")
+    assert not engine.uses_pallas("auto", "cpu") and not engine.uses_pallas("xla", "gpu")
+
+
+def test_backend_pallas_through_run_batch_on_cpu():
+    kernel, state, hyper = p1_grid(16, 0.05, 0.6, "float32")
+    xla = run_batch(kernel, state, hyper, EngineOptions(200, block=128, backend="xla"))
+    pallas = run_batch(kernel, state, hyper, EngineOptions(200, block=128, backend="pallas"))
+    np.testing.assert_array_equal(pallas.labels, xla.labels)
