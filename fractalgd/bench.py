@@ -29,7 +29,18 @@ CASES = {  # name: (eta, lam); y = 1 on [-3, 3]², as in perf-baseline.md
 
 
 def gemm_peak(dtype, n: int = 2048, repeats: int = 3) -> float:
-    """FLOP/s of a large numpy matmul: the practical compute ceiling of this machine."""
+    """FLOP/s of a large matmul: the practical compute ceiling of the device we run on.
+
+    CPU: numpy (OpenBLAS) GEMM, as perf-baseline.md measured. GPU: a jitted matmul at HIGHEST
+    precision (no TF32), 8192², so the floor uses the full-precision rate.
+    """
+    if jax.default_backend() == "gpu":
+        n = 8192
+        a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n)), dtype=dtype)
+        matmul = jax.jit(lambda x: jnp.matmul(x, x, precision=jax.lax.Precision.HIGHEST))
+        jax.block_until_ready(matmul(a))
+        best = min(_timed(lambda: matmul(a)) for _ in range(repeats))
+        return 2 * n**3 / best
     a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
     a @ a
     best = min(_timed(lambda: a @ a) for _ in range(repeats))
@@ -80,9 +91,16 @@ def _convergence_measure(losses, max_val=1e6):
     return jnp.mean(ratio[:, -20:], axis=1) < 1
 
 
-def run_bench(quick: bool = False, repeats: int = 5, dtype: str = "float32", progress=None) -> list[dict]:
+def default_size(quick: bool) -> int:
+    """The P1 grid side: 1024 on CPU (perf-baseline.md), 4096 on GPU (gpu-anchors.md); 256 quick."""
+    return 256 if quick else (4096 if jax.default_backend() == "gpu" else 1024)
+
+
+def run_bench(
+    quick: bool = False, repeats: int = 5, dtype: str = "float32", progress=None, size: int | None = None
+) -> list[dict]:
     """Time every case for the engine and the reference; return one record per (case, impl)."""
-    n, steps = (256, 1000) if quick else (1024, 1000)
+    n, steps = size or default_size(quick), 1000
     coords = grid(n)
     np_dtype = np.dtype(dtype)
     peak = gemm_peak(np_dtype)
@@ -131,7 +149,81 @@ def run_bench(quick: bool = False, repeats: int = 5, dtype: str = "float32", pro
                 "floor_ratio": ref_median / floor_s,
             }
         )
+    records.append(matrix_record(quick, repeats, dtype, peak, size))
     return records
+
+
+MATRIX_FLOP_PER_STEP = 448  # 4×4 UᵀV: R, two gradients (3·64 FMA) and the update (32 FMA), perf-baseline.md §2
+
+
+def matrix_reference_seconds(u, v, steps: int) -> float:
+    """Sohl-Dickstein's pattern on UᵀV: a step loop of jit(vmap(value_and_grad)) with `@`, timed."""
+
+    def loss(theta):
+        return 0.5 * jnp.sum((theta[0].T @ theta[1] - jnp.eye(4, dtype=theta[0].dtype)) ** 2)
+
+    def train_step(theta):
+        value, grad = jax.value_and_grad(loss)(theta)
+        return jax.tree_util.tree_map(lambda p, g: p - 0.2 * g, theta, grad), value
+
+    step = jax.jit(jax.vmap(train_step))
+    theta = (jnp.asarray(np.moveaxis(u, -1, 0)), jnp.asarray(np.moveaxis(v, -1, 0)))
+    jax.block_until_ready(step(theta))  # compile
+
+    def loop():
+        t, losses = theta, []
+        for _ in range(steps):
+            t, value = step(t)
+            losses.append(value)
+        return _convergence_measure(jnp.stack(losses, axis=1))
+
+    return _timed(loop)
+
+
+def matrix_record(quick: bool, repeats: int, dtype: str, peak: float, size: int | None = None) -> dict:
+    """4×4 matrix factorization, perf-baseline.md §4: W(0) = W_base + a·D1 + b·D2, a, b ∈ [−5, 5], η = 0.2.
+
+    Y = I, W_base = ½(I, I), D1, D2 seeded orthonormal in R^32; 512² × 500 steps (256² quick),
+    64-pixel blocks (the research's best block for 32 parameters per pixel). The reference (the
+    step loop over vmapped `@`, ~650× off the floor) runs on at most 4096 of the pixels and is
+    scaled to the whole grid by pixel count, as perf-baseline.md §4 did.
+    """
+    from fractalgd.problems import matrix
+    from fractalgd.problems.base import orthonormal_directions
+
+    n, steps = size or (256 if quick else 512), 500
+    d1, d2 = orthonormal_directions(32, 0)
+    base = tuple(0.5 * np.concatenate([np.eye(4).ravel(), np.eye(4).ravel()]))
+    eye = tuple(map(tuple, np.eye(4)))
+    problem = matrix.MatrixProblem(4, 4, eye, 0.0, 0.2, "directions", base, tuple(d1), tuple(d2), eye)
+    x = (np.arange(n) - (n - 1) / 2) * (10.0 / n)
+    a, b = np.meshgrid(x, x[::-1])
+    state, hyper = problem.initial({"a": a.ravel(), "b": b.ravel()}, np.dtype(dtype))
+    opts = EngineOptions(steps, check_every=32, block=64)
+    result = run_batch(problem.kernel, state, hyper, opts)  # compile and warm up
+    times = [_timed(lambda: run_batch(problem.kernel, state, hyper, opts).labels) for _ in range(repeats)]
+    nominal = n * n * steps
+    floor_s = MATRIX_FLOP_PER_STEP * nominal / peak
+    sample = min(n * n, 4096)
+    reference_s = matrix_reference_seconds(state[0][..., :sample], state[1][..., :sample], steps) * (n * n / sample)
+    return {
+        "case": "matrix4x4",
+        "dtype": dtype,
+        "resolution": n,
+        "steps": steps,
+        "eta": 0.2,
+        "lam": 0.0,
+        "impl": "engine",
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "pixel_steps_per_s": nominal / statistics.median(times),
+        "executed_fraction": result.executed_pixel_steps / nominal,
+        "speedup_vs_reference": reference_s / statistics.median(times),
+        "reference_s_extrapolated": reference_s,
+        "floor_ratio": statistics.median(times) / floor_s,
+        "floor_s": floor_s,
+        "gemm_peak_flops": peak,
+    }
 
 
 def format_table(records: list[dict]) -> str:

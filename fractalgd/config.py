@@ -25,9 +25,20 @@ DEFAULTS: dict[str, Any] = {
     "name": "render",
     "gd": {"eta": 0.1, "steps": 1000, "dtype": "float32"},
     "plane": {"resolution": [512, 512], "base": [], "dir1": [], "dir2": [], "seed": 0},
-    "engine": {"check_every": 32, "block": 512, "tile": 1 << 18, "unroll": 2, "batch_blocks": 0, "backend": "auto"},
+    "engine": {
+        "check_every": 32,
+        "block": 0,
+        "tile": 1 << 18,
+        "unroll": 2,
+        "batch_blocks": 0,
+        "backend": "auto",
+        "out_of_core": "auto",
+        "disk_tile": 2048,
+    },
     "render": {"shade": True, "equalize": False, "axes": False, "histogram": False},
+    "analysis": {"enabled": False, "classes": [], "box": 5, "method": "boxcount"},
 }
+ANALYSIS_METHODS = ("boxcount", "sd", "uncertainty")
 AXIS_KEYS = ("param", "min", "max", "center", "width", "scale")
 
 
@@ -50,6 +61,8 @@ class EngineConfig:
     unroll: int
     batch_blocks: int  # 0: pick by backend
     backend: str  # "auto", "xla" or "pallas"
+    out_of_core: str  # "auto" (tiled above 4096² px), "on" or "off"; see fractalgd.tiles
+    disk_tile: int  # side of the on-disk tiles of a tiled render
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,16 @@ class RenderConfig:
     equalize: bool
     axes: bool
     histogram: bool
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """[analysis]: run fractalgd.analysis after rendering; results land in meta.json."""
+
+    enabled: bool
+    classes: tuple[str, ...]  # () = boundary between any two classes, or two class names
+    box: int  # box side (px) of the basin entropies
+    method: str  # "boxcount", "sd" or "uncertainty"
 
 
 @dataclass(frozen=True)
@@ -71,20 +94,26 @@ class Config:
     engine: EngineConfig
     render: RenderConfig
     resolved: dict
+    analysis: AnalysisConfig | None = None
 
     def to_toml(self) -> str:
         return dump_toml(self.resolved)
 
 
+def read_toml(path: str | Path, what: str = "config file") -> dict:
+    """Parse a TOML file; a missing or malformed file is a ConfigError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} '{path}' not found")
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{what} '{path}' is not valid TOML: {err}") from None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a TOML recipe (None: the default), apply `key.path=value` overrides, validate."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG
-    if not path.is_file():
-        raise ConfigError(f"config file '{path}' not found")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"config file '{path}' is not valid TOML: {err}") from None
+    raw = read_toml(path if path is not None else DEFAULT_CONFIG)
     return config_from_dict(apply_overrides(raw, overrides))
 
 
@@ -188,7 +217,7 @@ def config_from_dict(raw: dict) -> Config:
     """Validate a recipe dict and build the typed configuration."""
     from fractalgd.problems import PROBLEMS, get_problem
 
-    known = {"name", "problem", *DEFAULTS}
+    known = {"name", "problem", "zoom", *DEFAULTS}  # [zoom] is fractalgd.zoom's; render ignores it
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
@@ -223,8 +252,12 @@ def config_from_dict(raw: dict) -> Config:
     plane["y"] = _resolve_axis("plane.y", axes_raw.get("y", {"min": -1.0, "max": 1.0}), default_y)
 
     engine = merge_table("engine", raw.get("engine", {}), DEFAULTS["engine"])
-    for key in ("check_every", "block", "tile", "unroll"):
+    if engine["block"] < 0:
+        raise ConfigError(f"engine.block: must be >= 0 (0: the problem's preferred size), got {engine['block']}")
+    for key in ("check_every", "tile", "unroll", "disk_tile"):
         _positive_int(f"engine.{key}", engine[key])
+    if engine["out_of_core"] not in ("auto", "on", "off"):
+        raise ConfigError(f"engine.out_of_core: must be 'auto', 'on' or 'off', got '{engine['out_of_core']}'")
     if engine["backend"] not in ("auto", "xla", "pallas"):
         raise ConfigError(f"engine.backend: must be 'auto', 'xla' or 'pallas', got '{engine['backend']}'")
     if engine["block"] > 1024:
@@ -236,6 +269,11 @@ def config_from_dict(raw: dict) -> Config:
     )
     view = Plane(*axes)
     problem = module.build(problem_params, gd, plane, view)  # validates coordinates and lengths
+    analysis = _analysis_table(raw.get("analysis", {}), problem.class_names)
+    if "zoom" in raw:  # validated here too, so a typo in [zoom] also fails `fractalgd render`
+        from fractalgd.zoom import parse_zoom
+
+        parse_zoom(raw["zoom"], view)
 
     resolved = {
         "name": name,
@@ -244,6 +282,7 @@ def config_from_dict(raw: dict) -> Config:
         "plane": plane,
         "engine": engine,
         "render": render_cfg,
+        "analysis": analysis,
     }
     return Config(
         name=name,
@@ -253,7 +292,22 @@ def config_from_dict(raw: dict) -> Config:
         engine=EngineConfig(**engine),
         render=RenderConfig(**render_cfg),
         resolved=resolved,
+        analysis=AnalysisConfig(**{**analysis, "classes": tuple(analysis["classes"])}),
     )
+
+
+def _analysis_table(given: Any, class_names) -> dict:
+    analysis = merge_table("analysis", given, DEFAULTS["analysis"])
+    if analysis["method"] not in ANALYSIS_METHODS:
+        raise ConfigError(f"analysis.method: must be one of {', '.join(ANALYSIS_METHODS)}, got '{analysis['method']}'")
+    _positive_int("analysis.box", analysis["box"])
+    classes = analysis["classes"]
+    if classes and (len(classes) != 2 or len(set(map(str, classes))) != 2):
+        raise ConfigError(f"analysis.classes: give two different class names (or none for all), got {classes!r}")
+    for name in classes:
+        if name not in class_names:
+            raise ConfigError(f"analysis.classes: unknown class '{name}' (known: {', '.join(class_names)})")
+    return analysis
 
 
 def _toml_value(value: Any) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import jax
 import jax.numpy as jnp
@@ -26,13 +26,16 @@ from jax.sharding import Mesh, PartitionSpec
 from fractalgd.problems.base import UNDECIDED
 
 
+DEFAULT_BLOCK = 512
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     """Static knobs: each value compiles its own program."""
 
     steps: int  # T, the step budget
     check_every: int = 32  # C, steps between decisions
-    block: int = 512  # pixels per early-exit block
+    block: int = 0  # pixels per early-exit block; 0: the kernel's `block` attribute, else 512
     unroll: int = 2  # fori_loop unroll inside a chunk
     batch_blocks: int = 0  # blocks advanced together (vmap); 0: 1 on CPU, all on GPU
     backend: str = "auto"  # "xla", "pallas", or "auto" (Pallas on GPU, falling back to XLA)
@@ -263,9 +266,12 @@ def run_batch(kernel, state0, hyper: dict, opts: EngineOptions, devices=None) ->
       state0: pytree of arrays (..., n), all of one float dtype.
       hyper: name → array of shape () (shared) or (n,) (per pixel), same dtype.
       opts: step budget and engine knobs.
-      devices: devices to shard over (default: all local devices of the default backend).
+      devices: devices to shard over (default: this process's devices of the default backend).
     """
-    devices = tuple(devices or jax.devices())
+    devices = tuple(devices or jax.local_devices())
+    if not opts.block:
+        # Small states (2 numbers a pixel) like wide blocks; matrix states fit cache at ~64 pixels.
+        opts = replace(opts, block=getattr(kernel, "block", DEFAULT_BLOCK))
     if uses_pallas(opts.backend, devices[0].platform):
         result = _try_pallas(kernel, state0, hyper, opts)
         if result is not None:

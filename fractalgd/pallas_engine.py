@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import replace
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import pallas as pl
 
-from fractalgd.engine import EngineOptions, EngineResult, _block_runner
+from fractalgd.engine import DEFAULT_BLOCK, EngineOptions, EngineResult, _block_runner
 
 
 def _spec(shape, block: int):
@@ -61,6 +62,8 @@ def run_batch_pallas(kernel, state0, hyper: dict, opts: EngineOptions, interpret
     """`engine.run_batch` as one Pallas kernel on the default device (interpret mode off GPU)."""
     if interpret is None:
         interpret = jax.default_backend() != "gpu"
+    if not opts.block:
+        opts = replace(opts, block=getattr(kernel, "block", DEFAULT_BLOCK))
     leaves, treedef = jax.tree_util.tree_flatten(state0)
     n = leaves[0].shape[-1]
     padded = math.ceil(n / opts.block) * opts.block

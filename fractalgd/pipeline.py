@@ -32,15 +32,37 @@ def engine_options(config: Config) -> EngineOptions:
 
 
 def device_summary() -> str:
-    devices = jax.devices()
+    devices = jax.local_devices()
     return f"{len(devices)}× {devices[0].platform}:{devices[0].device_kind}"
+
+
+def render_meta(config: Config, counts, elapsed_s: float, pixel_steps: int) -> dict:
+    """The `meta.json` of a render: classes and their pixel counts, precision, device, cost, recipe."""
+    names = config.problem.class_names
+    width, height = config.plane.x.n, config.plane.y.n
+    return {
+        "name": config.name,
+        "problem": config.problem.kind,
+        "class_names": {str(i): n for i, n in enumerate(names)},
+        "counts": {n: int(c) for n, c in zip(names, counts, strict=False)},
+        "resolution": [width, height],
+        "dtype": config.gd.dtype,
+        "steps": config.gd.steps,
+        "device": device_summary(),
+        "elapsed_s": round(elapsed_s, 4),
+        "pixel_steps": int(pixel_steps),
+        "nominal_pixel_steps": width * height * config.gd.steps,
+        "version": __version__,
+        "config": config.resolved,
+    }
 
 
 def render_pixels(config: Config, start: int, stop: int):
     """Run the engine on the flat pixels [start, stop) of the plane."""
     coords = config.plane.coordinates(start, stop)
     state, hyper = config.problem.initial(coords, np.dtype(config.gd.dtype))
-    return run_batch(config.problem.kernel, state, hyper, engine_options(config))
+    # Local devices: under jax.distributed, jax.devices() also lists other processes' devices.
+    return run_batch(config.problem.kernel, state, hyper, engine_options(config), devices=jax.local_devices())
 
 
 def render(config: Config, progress: Callable[[int, int], None] | None = None) -> RenderResult:
@@ -61,21 +83,10 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None) -
             progress(stop, total)
     elapsed = time.perf_counter() - start_time
     labels, steps = labels.reshape(height, width), steps.reshape(height, width)
-    names = config.problem.class_names
-    counts = np.bincount(labels.ravel(), minlength=len(names))
-    meta = {
-        "name": config.name,
-        "problem": config.problem.kind,
-        "class_names": {str(i): n for i, n in enumerate(names)},
-        "counts": {n: int(c) for n, c in zip(names, counts, strict=False)},
-        "resolution": [width, height],
-        "dtype": config.gd.dtype,
-        "steps": config.gd.steps,
-        "device": device_summary(),
-        "elapsed_s": round(elapsed, 4),
-        "pixel_steps": executed,
-        "nominal_pixel_steps": total * config.gd.steps,
-        "version": __version__,
-        "config": config.resolved,
-    }
+    counts = np.bincount(labels.ravel(), minlength=len(config.problem.class_names))
+    meta = render_meta(config, counts, elapsed, executed)
+    if config.analysis is not None and config.analysis.enabled:  # [analysis]: results go into meta.json
+        from fractalgd.analysis.report import analyze_render
+
+        meta["analysis"] = analyze_render(labels, config)
     return RenderResult(labels, steps, meta, config)

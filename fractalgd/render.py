@@ -23,6 +23,10 @@ PALETTE = {
     "farthest": (0.20, 0.45, 0.85),
     "saddle": (0.95, 0.90, 0.30),
 }
+# Rank classes (deep, dln_sgd): a dark-to-light blue ramp, so higher rank reads as lighter.
+_RANK_RAMP = ((0.08, 0.08, 0.25), (0.12, 0.22, 0.52), (0.15, 0.40, 0.72), (0.28, 0.58, 0.86), (0.52, 0.76, 0.95))
+_RANK_RAMP += ((0.70, 0.86, 0.98), (0.82, 0.92, 1.0), (0.90, 0.96, 1.0))
+PALETTE |= {f"rank{r}": c for r, c in enumerate(_RANK_RAMP)}
 
 
 def class_colors(class_names) -> np.ndarray:

@@ -102,6 +102,28 @@ def test_info():
 def test_every_shipped_config_renders_small(tmp_path):
     from pathlib import Path
 
+    from fractalgd.sweep import load_sweep
+
+    small = ["plane.resolution=[16,16]", "gd.steps=20"]
     for path in sorted(Path("configs").glob("*.toml")):
-        cfg = load_config(path, ["plane.resolution=[16,16]", "gd.steps=20"])
-        assert render(cfg).labels.shape == (16, 16), path
+        if path.name.startswith("sweep-"):  # a sweep file: its base recipe at every point
+            sweep = load_sweep(path, small)
+            configs = [sweep.config(p) for p in sweep.points()]
+        else:
+            configs = [load_config(path, small)]
+        for cfg in configs:
+            assert render(cfg).labels.shape == (16, 16), path
+
+
+def test_bench_json_records(tmp_path):
+    out = tmp_path / "bench.json"
+    result = runner.invoke(app, ["bench", "--size", "32", "--repeats", "1", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    records = json.loads(out.read_text())
+    cases = {r["case"] for r in records}
+    assert {"dense", "early_exit_lam0", "early_exit_lam0.05"} <= cases
+    for r in records:
+        assert {"case", "impl", "median_s", "min_s", "pixel_steps_per_s"} <= r.keys()
+        assert r["min_s"] <= r["median_s"]
+        if r["impl"] == "engine":
+            assert r["speedup_vs_reference"] > 0 and r["floor_ratio"] > 0

@@ -6,6 +6,8 @@ import importlib
 from types import ModuleType
 
 PROBLEMS = {"scalar": "fractalgd.problems.scalar"}
+PROBLEMS |= {kind: f"fractalgd.problems.{kind}" for kind in ("sensing", "dln_sgd", "mlp", "custom")}
+PROBLEMS |= {kind: f"fractalgd.problems.{kind}" for kind in ("matrix", "deep")}
 
 
 def get_problem(kind: str) -> ModuleType:

@@ -17,12 +17,11 @@ import numpy as np
 
 from fractalgd.problems.base import (
     COMMON_CLASSES,
-    DIVERGED,
     FIRST_PROBLEM_CLASS,
-    PERIOD2,
-    UNDECIDED,
-    fixed_point_tests,
+    common_label,
+    final_common_label,
     orthonormal_directions,
+    period_tests,
 )
 
 KIND = "scalar"
@@ -56,21 +55,16 @@ class ScalarKernel:
         eta_r = k["eta"] * (_dot(u, v) - k["y"])
         return (k["c"] * u - eta_r * v, k["c"] * v - eta_r * u)
 
-    history = 2  # the decision test needs θ_{t−1} and θ_{t−2}
+    history = 4  # the decision test needs θ_{t−1} … θ_{t−4} (period 4)
 
     def decided(self, s, history, k):
-        """Cheap test run at every check: (diverged, converged, period2)."""
+        """Cheap test run at every check: (diverged, converged, period2, period4)."""
         del k
-        (u, v), (u1, v1), (u2, v2) = s, *history
-        sq = _dot(u, u) + _dot(v, v)
-        step_sq = _dot(u - u1, u - u1) + _dot(v - v1, v - v1)
-        two_sq = _dot(u - u2, u - u2) + _dot(v - v2, v - v2)
-        return fixed_point_tests(sq, step_sq, two_sq, u.dtype)
+        return period_tests(s, history, s[0].dtype)
 
     def label(self, s, s0, tests, k):
         """Class ids from the tests; only evaluated when some pixel of a block is newly decided."""
         (u, v), (u0, v0) = s, s0
-        diverged, converged, period2 = tests
         y, lam = k["y"], k["lam"]
         mu = jnp.abs(y) - lam  # minimizers have ‖u‖² = ‖v‖² = mu when mu > 0
         use_a = y >= 0
@@ -80,9 +74,12 @@ class ScalarKernel:
         minimizer = jnp.where(lam > 0, jnp.where(nearest, NEAREST, FARTHEST), CONVERGED)
         sq = _dot(u, u) + _dot(v, v)
         at_saddle = (mu > 0) & (sq < mu)  # the minimizers have ‖θ‖² = 2·mu (λ>0) or ≥ 2|y| (λ=0)
-        conv_label = jnp.where(mu <= 0, CONVERGED, jnp.where(at_saddle, SADDLE, minimizer))
-        label = jnp.where(diverged, DIVERGED, jnp.where(converged, conv_label, jnp.where(period2, PERIOD2, UNDECIDED)))
-        return label.astype(jnp.int32)
+        return common_label(tests, jnp.where(mu <= 0, CONVERGED, jnp.where(at_saddle, SADDLE, minimizer)))
+
+    def final_label(self, s, history, s0, k):
+        """Pixels undecided at T: `bounded` (long, non-contracting steps) or `undecided`."""
+        del s0, k
+        return final_common_label(s, history)
 
 
 def loss(state, hyper):
@@ -127,6 +124,10 @@ class ScalarProblem:
         fixed = {"eta": self.eta, "lam": self.lam, "y": self.y}
         hyper = {k: np.asarray(coords.get(k, fixed[k]), dtype=dtype) for k in HYPER}
         return state, hyper
+
+    def loss(self, state, hyper):
+        """L per pixel (plotted by `fractalgd trace`)."""
+        return loss(state, hyper)
 
 
 def build(params: dict, gd: dict, plane: dict, view) -> ScalarProblem:

@@ -1,0 +1,273 @@
+"""One call for every estimate on a label image, and the files `fractalgd analyze` writes.
+
+`analyze` is pure (arrays in, a JSON-ready dict out; `method="uncertainty"` re-runs the engine).
+`fit_plot`, `write_report` and `load_input` are the only functions here that touch files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fractalgd.analysis import AnalysisError
+from fractalgd.analysis.boundary import as_labels, boundary_mask
+from fractalgd.analysis.boxcount import box_count, sd_box_count
+from fractalgd.analysis.entropy import basin_entropy, wada_merge
+
+METHODS = ("boxcount", "sd", "uncertainty")
+MAX_BOUNDARY_FRACTION = 0.5  # above it the boundary is not resolved: noise, or riddled basins
+MIN_WADA_FRACTION = 0.005  # classes below this share of the pixels (null sets such as the saddle) sit out the Wada test
+
+
+def resolve_classes(classes, class_names) -> tuple[int, int] | None:
+    """A pair of class names (or ids, or id strings) → a pair of class ids; None stays None."""
+    if classes is None or len(classes) == 0:
+        return None
+    if len(classes) != 2:
+        raise AnalysisError(f"classes: give two classes (a,b), got {list(classes)}")
+    ids = []
+    for item in classes:
+        if isinstance(item, str) and item in class_names:
+            ids.append(list(class_names).index(item))
+        elif isinstance(item, (int, np.integer)) or (isinstance(item, str) and item.strip().lstrip("-").isdigit()):
+            ids.append(int(item))
+        else:
+            raise AnalysisError(f"classes: unknown class '{item}' (known: {', '.join(class_names)})")
+    if ids[0] == ids[1]:
+        raise AnalysisError(f"classes: give two different classes, got {list(classes)}")
+    return ids[0], ids[1]
+
+
+def _name(class_names, cls: int) -> str:
+    return class_names[cls] if 0 <= cls < len(class_names) else str(cls)
+
+
+def _check_finite(value, key="result"):
+    """Raise rather than hand back a NaN or an infinity anywhere in the result."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{key}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _check_finite(v, key)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise AnalysisError(f"{key} is not finite ({value}): the image does not support this estimate")
+
+
+def analyze(
+    labels,
+    class_names,
+    *,
+    classes=None,
+    box: int = 5,
+    method: str = "boxcount",
+    config=None,
+    box_options: dict | None = None,
+    uncertainty_options: dict | None = None,
+    wada_r: int = 2,
+    progress=None,
+) -> dict:
+    """Every estimate on one label image, as a JSON-ready dict.
+
+    Args:
+        labels: (H, W) integer or boolean class ids.
+        class_names: names indexed by class id.
+        classes: None (boundary between any two classes) or a pair of class names/ids.
+        box: box side ε (px) of the basin entropies.
+        method: which estimate gives `dimension`/`stderr`/`fit_range`: "boxcount" (ours, see
+            `boxcount`), "sd" (Sohl-Dickstein's median of local slopes) or "uncertainty"
+            (D = 2 − α; needs `config`, re-runs the engine).
+        config: the render's Config (only for method="uncertainty").
+        box_options, uncertainty_options: keyword arguments for `box_count` / `uncertainty_exponent`.
+
+    Returns:
+        dict with `dimension`, `stderr`, `fit_range`, `method`, `curve` (the curve of the chosen
+        method), `boxcount` (our fit in full), `sd_dimension`, `sd_local_slopes`, `basin_entropy`,
+        `boundary_basin_entropy`, `entropy` (details), `wada` (three classes or more), `classes`,
+        `boundary_pixels`, `resolution`, `warnings`. Degenerate input raises AnalysisError.
+    """
+    if method not in METHODS:
+        raise AnalysisError(f"method: must be one of {', '.join(METHODS)}, got '{method}'")
+    if method == "uncertainty" and config is None:
+        raise AnalysisError("method 'uncertainty' re-runs the engine: it needs the render's recipe (a render directory)")
+    labels = as_labels(labels)
+    class_names = [str(n) for n in class_names]
+    pair = resolve_classes(classes, class_names)
+    present = [int(c) for c in np.unique(labels)]
+    if len(present) < 2:
+        raise AnalysisError(f"no boundary: the image holds one class ('{_name(class_names, present[0])}')")
+    if pair is not None:
+        for cls in pair:
+            if cls not in present:
+                raise AnalysisError(f"classes: '{_name(class_names, cls)}' does not occur in the image")
+    mask = boundary_mask(labels, pair)
+    fraction = float(mask.mean())
+    if fraction > MAX_BOUNDARY_FRACTION:
+        raise AnalysisError(
+            f"{fraction:.0%} of the pixels are boundary pixels: the boundary is not resolved at this resolution "
+            "(noise or riddled basins); zoom in or render more pixels"
+        )
+    fit = box_count(mask, **(box_options or {}))
+    warnings = list(fit.warnings)
+    result = {
+        "method": method,
+        "classes": [_name(class_names, c) for c in pair] if pair else "all",
+        "resolution": [int(labels.shape[1]), int(labels.shape[0])],
+        "boundary_pixels": int(mask.sum()),
+        "boxcount": fit.to_dict(),
+    }
+    try:
+        sd = sd_box_count(labels, pair)
+        result["sd_dimension"] = sd.dimension
+        result["sd_local_slopes"] = [float(v) for v in sd.local_slopes]
+    except AnalysisError as error:
+        sd = None
+        result["sd_dimension"] = None
+        warnings.append(f"sd: {error}")
+    entropy = basin_entropy(labels, box)
+    result["basin_entropy"] = entropy["basin_entropy"]
+    result["boundary_basin_entropy"] = entropy["boundary_basin_entropy"]
+    result["entropy"] = entropy
+    total = labels.size
+    basins = [c for c in present if np.count_nonzero(labels == c) >= MIN_WADA_FRACTION * total]
+    if len(basins) >= 3:
+        wada = wada_merge(labels, basins, r=wada_r)
+        wada["classes"] = [_name(class_names, c) for c in wada["classes"]]
+        wada["pairs"] = {
+            "|".join(_name(class_names, int(c)) for c in key.split("|")): v for key, v in wada["pairs"].items()
+        }
+        result["wada"] = wada
+    if method == "boxcount":
+        chosen = {"dimension": fit.dimension, "stderr": fit.stderr, "fit_range": list(fit.fit_range)}
+        curve = {"sizes": fit.to_dict()["sizes"], "counts": fit.to_dict()["counts"], "local_slopes": fit.to_dict()["local_slopes"]}
+    elif method == "sd":
+        if sd is None:
+            raise AnalysisError(warnings[-1])
+        sd_dict = sd.to_dict()
+        chosen = {"dimension": sd.dimension, "stderr": sd.stderr, "fit_range": list(sd.fit_range)}
+        curve = {key: sd_dict[key] for key in ("sizes", "counts", "local_slopes")}
+    else:
+        from fractalgd.analysis.uncertainty import uncertainty_exponent
+
+        unc = uncertainty_exponent(config, classes=pair, progress=progress, **(uncertainty_options or {}))
+        chosen = {"dimension": unc["dimension"], "stderr": unc["stderr"], "fit_range": unc["fit_range"]}
+        curve = {key: unc[key] for key in ("epsilons", "fractions", "uncertain")}
+        result["alpha"] = unc["alpha"]
+        result["n_points"] = unc["n_points"]
+    result = {**chosen, **result, "curve": curve, "warnings": warnings}
+    _check_finite(result)
+    return result
+
+
+def analyze_render(labels, config) -> dict:
+    """The [analysis] table of a render's recipe, run on its labels: the result, or {"error": why}."""
+    spec = config.analysis
+    try:
+        return analyze(
+            labels, config.problem.class_names, classes=list(spec.classes) or None, box=spec.box,
+            method=spec.method, config=config,
+        )  # fmt: skip
+    except AnalysisError as error:  # a render is still worth keeping when its boundary cannot be measured
+        return {"error": str(error), "method": spec.method}
+
+
+def fit_plot(result: dict, path) -> Path:
+    """PNG of the chosen method's curve: log N vs log s (or f vs ε) with the fit, and the local slopes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    path = Path(path)
+    curve = result["curve"]
+    dim, err = result["dimension"], result["stderr"]
+    uncertainty = result["method"] == "uncertainty"
+    if uncertainty:
+        x, y = np.asarray(curve["epsilons"]), np.asarray(curve["fractions"])
+        slope, xlabel, ylabel = 2.0 - dim, "ε (fraction of the view)", "f(ε), uncertain fraction"
+    else:
+        x, y = np.asarray(curve["sizes"], dtype=float), np.asarray(curve["counts"], dtype=float)
+        slope, xlabel, ylabel = -dim, "box size s (px)", "N(s), boxes"
+    lo, hi = result["fit_range"]
+    inside = (x >= lo) & (x <= hi) & (y > 0)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    left.loglog(x, y, "o", color="0.3", label="measured")
+    if inside.any():
+        intercept = np.mean(np.log(y[inside]) - slope * np.log(x[inside]))
+        xs = np.geomspace(lo, hi, 50)
+        left.loglog(xs, np.exp(intercept) * xs**slope, "-", color="C3", label=f"fit: D = {dim:.3f} ± {err:.3f}")
+    left.set(xlabel=xlabel, ylabel=ylabel, title=f"{result['method']}: classes {result['classes']}")
+    left.legend()
+    positive = y > 0
+    local = -np.gradient(np.log(y[positive]), np.log(x[positive])) * (-1 if uncertainty else 1)
+    right.semilogx(x[positive], 2 - local if uncertainty else local, "o-", color="0.3", label="local estimate of D")
+    right.axhspan(dim - err, dim + err, color="C3", alpha=0.25, label="D ± stderr")
+    right.axvspan(lo, hi, color="C0", alpha=0.08, label="fit range")
+    right.set(xlabel=xlabel, ylabel="local D", title="local slopes")
+    right.legend()
+    if not uncertainty:  # box sizes read better as plain pixel counts
+        for axis in (left.xaxis, right.xaxis):
+            axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def load_input(path) -> tuple[np.ndarray, list[str], object, Path]:
+    """(labels, class names, config or None, default analysis.json path) of a render directory or a .npy file."""
+    from fractalgd.config import ConfigError, config_from_dict, load_config
+
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "labels.npy").is_file():
+            raise AnalysisError(f"'{path}' is not a render directory (no labels.npy)")
+        labels = _load_npy(path / "labels.npy")
+        names, config, recipe = [str(i) for i in range(int(labels.max()) + 1)], None, None
+        meta_path = path / "meta.json"
+        if meta_path.is_file():
+            meta = json.loads(meta_path.read_text())
+            given = meta.get("class_names", {})
+            names = [given.get(str(i), str(i)) for i in range(max(len(given), len(names)))]
+            recipe = meta.get("config")
+        try:  # the recipe is only needed by method="uncertainty", which says so when it is missing
+            if (path / "recipe.toml").is_file():
+                config = load_config(path / "recipe.toml")
+            elif meta_path.is_file() and recipe is not None:
+                config = config_from_dict(recipe)
+        except ConfigError:
+            config = None
+        return labels, names, config, path / "analysis.json"
+    if path.suffix == ".npy" and path.is_file():
+        labels = _load_npy(path)
+        return labels, [str(i) for i in range(int(labels.max()) + 1)], None, path.with_name("analysis.json")
+    raise AnalysisError(f"'{path}': expected a render directory or a 2-D .npy label array")
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise AnalysisError(f"'{path}' is not a readable .npy array: {error}") from None
+    labels = as_labels(labels)
+    if labels.size and labels.min() < 0:
+        raise AnalysisError(f"'{path}': class ids must be >= 0, got {int(labels.min())}")
+    return labels
+
+
+def write_report(result: dict, json_path) -> tuple[Path, Path]:
+    """Write analysis.json (atomically) and the fit plot next to it (same name, .png)."""
+    from fractalgd.io import write_json_atomic
+
+    json_path = Path(json_path)
+    write_json_atomic(json_path, result)
+    return json_path, fit_plot(result, json_path.with_suffix(".png"))

@@ -1,0 +1,347 @@
+"""The interactive explorer's logic: views → configs → cancellable renders, recipes, D.
+
+A *view* is what the page sends: `{"x": {"center": c, "width": w}, "y": {...}}` in axis units
+(decades on a log10 axis). The config of a view is the base recipe with `--set`-style overrides
+applied, then `plane.resolution = [W, H]` and `plane.x`/`plane.y` replaced by
+min/max = c ∓ w/2, validated by `config_from_dict`, so an exported recipe renders to the same
+labels with `fractalgd render`. Everything here returns or raises (`RequestError` for bad
+input, `Superseded` for a cancelled render); `fractalgd.serve` turns that into HTTP.
+
+Cancellation: each client id has a generation counter; a new render request takes the next
+generation, and a render checks between tiles (`fractalgd.pipeline.render_pixels`) that its
+generation is still the newest, so one superseded by a newer request of the same client stops
+early. One engine run at a time over all clients (the engine already uses every device).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import math
+import threading
+import time
+from collections import OrderedDict
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+from fractalgd.config import Config, ConfigError, apply_overrides, config_from_dict, dump_toml
+from fractalgd.io import RECIPE_CHUNK
+from fractalgd.pipeline import render_pixels
+from fractalgd.render import class_colors, colorize
+
+MAX_SIDE = 4096  # pixels per image side (4096² is the paper's final resolution, anchors.md §1.3)
+MAX_STEPS = 100_000  # gd.steps an interactive request may ask for
+SERVE_TILE = 1 << 16  # pixels per engine call: a superseded render stops within one tile
+CACHE_SIZE = 8  # full renders kept for "D of this view"
+MAX_CLIENTS = 256
+
+
+class RequestError(ValueError):
+    """A request that cannot be served; `status` is the HTTP code (4xx)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+class Superseded(RuntimeError):
+    """A newer request of the same client replaced this render."""
+
+
+def _number(key: str, value) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise RequestError(f"{key}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def parse_view(view) -> dict:
+    """Check `{"x": {"center", "width"}, "y": {...}}`: finite centres, widths > 0."""
+    if not isinstance(view, dict):
+        raise RequestError(f"view: expected {{'x': {{'center', 'width'}}, 'y': ...}}, got {view!r}")
+    out = {}
+    for key in ("x", "y"):
+        axis = view.get(key)
+        if not isinstance(axis, dict) or set(axis) - {"center", "width"} or len(axis) != 2:
+            raise RequestError(f"view.{key}: expected {{'center': number, 'width': number}}, got {axis!r}")
+        center, width = _number(f"view.{key}.center", axis["center"]), _number(f"view.{key}.width", axis["width"])
+        if not width > 0:
+            raise RequestError(f"view.{key}.width: must be > 0, got {width}")
+        out[key] = {"center": center, "width": width}
+    return out
+
+
+def parse_resolution(resolution) -> list[int]:
+    """[W, H], each an integer in [1, MAX_SIDE]."""
+    ok = isinstance(resolution, list) and len(resolution) == 2
+    ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SIDE for v in resolution)
+    if not ok:
+        raise RequestError(f"resolution: expected [W, H], integers in 1..{MAX_SIDE}, got {resolution!r}")
+    return list(resolution)
+
+
+def parse_overrides(overrides) -> list[str]:
+    """`--set`-style overrides: a list of "key.path=value" strings."""
+    if overrides is None:
+        return []
+    if not isinstance(overrides, (list, tuple)) or not all(isinstance(v, str) for v in overrides):
+        raise RequestError(f"overrides: expected a list of 'key.path=value' strings, got {overrides!r}")
+    return list(overrides)
+
+
+def check_precision(config: Config) -> None:
+    """Reject views whose neighbouring pixels the recipe's dtype cannot tell apart.
+
+    The physical pixel pitch at the centre, Δ (or ln 10 · 10^c · Δ on a log10 axis), must be at
+    least one ulp of the centre coordinate, else pixels merge (the deep-zoom limit, anchors.md §1.8).
+    """
+    dtype = np.dtype(config.gd.dtype)
+    for key, axis in (("x", config.plane.x), ("y", config.plane.y)):
+        with np.errstate(over="ignore"):
+            lo, hi = axis.to_physical(np.array([axis.lo, axis.hi]))
+        if not np.all(np.isfinite([lo, hi])) or max(abs(lo), abs(hi)) > np.finfo(dtype).max:
+            raise RequestError(f"view.{key}: {axis.param} leaves the range of {dtype.name}")
+        center = float(axis.to_physical(axis.center))
+        pitch = axis.spacing * (math.log(10) * center if axis.scale == "log10" else 1.0)
+        ulp = max(float(np.spacing(np.abs(dtype.type(center)))), float(np.finfo(dtype).smallest_subnormal))
+        if pitch < ulp:
+            raise RequestError(
+                f"view.{key}.width: pixels {pitch:.3g} apart at {axis.param} = {center:.6g}, below {dtype.name}'s "
+                f"resolution ({ulp:.3g}); zoom out{' or set gd.dtype=float64' if dtype.name == 'float32' else ''}"
+            )
+
+
+def view_config(base: Config, view, resolution, overrides=()) -> Config:
+    """The base recipe on `view` at `resolution`, with `--set`-style overrides; validated."""
+    view, resolution = parse_view(view), parse_resolution(resolution)
+    raw = {**copy.deepcopy(base.resolved), "name": f"{base.name}-view"}  # `fractalgd render` keeps the base's outputs
+    try:
+        raw = apply_overrides(raw, parse_overrides(overrides))
+    except ConfigError as error:
+        raise RequestError(f"overrides: {error}") from None
+    plane = raw.setdefault("plane", {})
+    if not isinstance(plane, dict):
+        raise RequestError("overrides: plane must stay a table")
+    plane["resolution"] = resolution
+    for key in ("x", "y"):
+        axis = plane.get(key, {})
+        if not isinstance(axis, dict):
+            raise RequestError(f"overrides: plane.{key} must stay a table")
+        c, w = view[key]["center"], view[key]["width"]
+        axis = {k: v for k, v in axis.items() if k in ("param", "scale")}
+        plane[key] = {**axis, "min": c - w / 2, "max": c + w / 2}
+    config = config_from_dict(raw)  # ConfigError → 400 at the HTTP edge
+    if config.gd.steps > MAX_STEPS:
+        raise RequestError(f"gd.steps: at most {MAX_STEPS} steps in the explorer, got {config.gd.steps}")
+    check_precision(config)
+    return config
+
+
+def axis_json(axis) -> dict:
+    return {"param": axis.param, "scale": axis.scale, "center": axis.center, "width": axis.width,
+            "min": axis.lo, "max": axis.hi}  # fmt: skip
+
+
+def hex_colors(class_names) -> list[str]:
+    return ["#" + "".join(f"{round(c * 255):02x}" for c in rgb) for rgb in class_colors(class_names)]
+
+
+def legend(labels: np.ndarray, class_names) -> list[dict]:
+    """Classes present in `labels`: id, name, colour, count, fraction (fractions sum to 1)."""
+    counts = np.bincount(labels.ravel(), minlength=len(class_names))
+    colors = hex_colors(class_names)
+    return [
+        {"id": i, "name": n, "color": colors[i], "count": int(counts[i]), "fraction": counts[i] / labels.size}
+        for i, n in enumerate(class_names)
+        if counts[i]
+    ]
+
+
+def png_bytes(rgb: np.ndarray, recipe: str) -> bytes:
+    """PNG of `rgb` carrying the recipe text chunk (as `fractalgd render` writes)."""
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(RECIPE_CHUNK, recipe, zip=True)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+class Explorer:
+    """Serves one base recipe: renders views for clients, keeps the last renders for analysis."""
+
+    def __init__(self, base: Config, resolution: int = 512, tile: int = SERVE_TILE, on_tile=None):
+        self.base = base
+        w, h = base.plane.x.n, base.plane.y.n
+        scale = min(1.0, resolution / max(w, h))  # the base aspect, the long side at most `resolution`
+        self.resolution = [max(1, round(w * scale)), max(1, round(h * scale))]
+        self.tile = tile
+        self.on_tile = on_tile  # test hook: on_tile(client, generation, done, total)
+        self._engine = threading.Lock()  # one engine run at a time
+        self._state = threading.Lock()  # guards the counters and the cache
+        self._generation: OrderedDict[str, int] = OrderedDict()
+        self._cache: OrderedDict[int, tuple] = OrderedDict()
+        self._next_id = 0
+
+    # --- generations -----------------------------------------------------------------------------
+
+    def new_generation(self, client: str) -> int:
+        with self._state:
+            gen = self._generation.pop(client, 0) + 1
+            self._generation[client] = gen
+            while len(self._generation) > MAX_CLIENTS:
+                self._generation.popitem(last=False)
+            return gen
+
+    def current(self, client: str) -> int:
+        with self._state:
+            return self._generation.get(client, 0)
+
+    # --- endpoints -------------------------------------------------------------------------------
+
+    def initial(self) -> dict:
+        """The base view, the page's starting point."""
+        plane = self.base.plane
+        view = {k: {"center": a.center, "width": a.width} for k, a in (("x", plane.x), ("y", plane.y))}
+        return {
+            "name": self.base.name,
+            "problem": self.base.problem.kind,
+            "view": view,
+            "axes": {"x": axis_json(plane.x), "y": axis_json(plane.y)},
+            "resolution": self.resolution,
+            "max_side": MAX_SIDE,
+            "class_names": list(self.base.problem.class_names),
+            "colors": hex_colors(self.base.problem.class_names),
+        }
+
+    def render(self, body: dict) -> dict:
+        """Render a view for `body["client"]`; raises Superseded if a newer request came in."""
+        client = body.get("client", "anonymous")
+        if not isinstance(client, str) or not 0 < len(client) <= 64:
+            raise RequestError(f"client: expected an id string of 1..64 characters, got {client!r}")
+        config = view_config(self.base, body.get("view"), body.get("resolution", self.resolution),
+                             body.get("overrides"))  # fmt: skip
+        gen = self.new_generation(client)
+        start_time = time.perf_counter()
+        with self._engine:
+            labels, steps, executed = self._run(config, client, gen)
+        elapsed = time.perf_counter() - start_time
+        if self.current(client) != gen:
+            raise Superseded(f"render {gen} of client {client} superseded")
+        names = config.problem.class_names
+        rgb = colorize(labels, steps, names, config.gd.steps, config.render.shade, config.render.equalize)
+        with self._state:
+            self._next_id += 1
+            render_id = self._next_id
+            self._cache[render_id] = (labels, names)
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        image = base64.b64encode(png_bytes(rgb, config.to_toml())).decode("ascii")
+        return {
+            "render_id": render_id,
+            "generation": gen,
+            "name": config.name,
+            "view": {"x": axis_json(config.plane.x), "y": axis_json(config.plane.y)},
+            "resolution": [config.plane.x.n, config.plane.y.n],
+            "legend": legend(labels, names),
+            "image": "data:image/png;base64," + image,
+            "elapsed_s": round(elapsed, 4),
+            "pixel_steps": executed,
+        }
+
+    def _run(self, config: Config, client: str, gen: int):
+        """The engine over all pixels, tile by tile, stopping when `gen` is superseded."""
+        height, width = config.plane.shape
+        total = height * width
+        labels = np.empty(total, dtype=np.uint8)
+        steps = np.empty(total, dtype=np.int32)
+        executed = 0
+        for start in range(0, total, self.tile):
+            if self.current(client) != gen:
+                raise Superseded(f"render {gen} of client {client} superseded")
+            stop = min(start + self.tile, total)
+            result = render_pixels(config, start, stop)
+            labels[start:stop], steps[start:stop] = result.labels, result.steps
+            executed += result.executed_pixel_steps
+            if self.on_tile is not None:
+                self.on_tile(client, gen, stop, total)
+        return labels.reshape(height, width), steps.reshape(height, width), executed
+
+    def labels(self, render_id) -> tuple[np.ndarray, tuple]:
+        """(labels, class names) of a recent render."""
+        with self._state:
+            if render_id not in self._cache:
+                raise RequestError(f"render_id: {render_id!r} is not among the last {CACHE_SIZE} renders", 404)
+            return self._cache[render_id]
+
+    def dimension(self, body: dict) -> dict:
+        """Box-counting dimension of the class boundary of a recent render (fractalgd.analysis)."""
+        from fractalgd.analysis.boundary import boundary_mask
+        from fractalgd.analysis.boxcount import box_count
+
+        labels, names = self.labels(body.get("render_id"))
+        classes = body.get("classes")
+        if classes is not None:
+            ok = isinstance(classes, list) and len(classes) == 2
+            if not ok or not all(isinstance(c, int) and 0 <= c < len(names) for c in classes):
+                raise RequestError(f"classes: expected two class ids in 0..{len(names) - 1}, got {classes!r}")
+            classes = tuple(classes)
+        mask = boundary_mask(labels, classes)
+        result = box_count(mask)  # AnalysisError (a ConfigError) → 400
+        resolution = [labels.shape[1], labels.shape[0]]
+        return {**result.to_dict(), "boundary_pixels": int(mask.sum()), "resolution": resolution}
+
+    def recipe(self, body: dict) -> dict:
+        """The TOML recipe of a view (what `fractalgd render` needs to redraw it)."""
+        config = view_config(self.base, body.get("view"), body.get("resolution", self.resolution),
+                             body.get("overrides"))  # fmt: skip
+        return {"filename": f"{config.name}.toml", "toml": config.to_toml()}
+
+    def zoom_recipe(self, body: dict) -> dict:
+        """A `[zoom]` recipe for `fractalgd zoom` from keyframe views (see `zoom_table`)."""
+        keyframes = body.get("keyframes")
+        if not isinstance(keyframes, list) or len(keyframes) < 2:
+            raise RequestError("keyframes: add at least two keyframe views (the first is the widest)")
+        views = [parse_view(v) for v in keyframes]
+        resolution = body.get("resolution", self.resolution)
+        config = view_config(self.base, views[0], resolution, body.get("overrides"))
+        zoom = zoom_table(views, config.plane, body)
+        raw = {**copy.deepcopy(config.resolved), "name": f"{self.base.name}-zoom", "zoom": zoom}
+        config_from_dict(raw)  # validates [zoom] too (fractalgd.zoom.parse_zoom)
+        path = "\n".join(
+            f"#   {i}: x = {v['x']['center']!r} (width {v['x']['width']!r}), y = {v['y']['center']!r}"
+            for i, v in enumerate(views)
+        )
+        header = f"# Zoom path collected in `fractalgd serve` (keyframe views, axis units):\n{path}\n"
+        return {"filename": f"{raw['name']}.toml", "toml": header + dump_toml(raw)}
+
+
+def zoom_table(views: list[dict], plane, body: dict) -> dict:
+    """`[zoom]` keys for a keyframe path: the plane is the first view, the zoom centre the last's.
+
+    `fractalgd zoom` zooms about a fixed centre by `factor` per keyframe, w_k = w_0 · f^(−k), from
+    start_width = w_first to the first keyframe no wider than final_width = w_last; the views in
+    between are kept as comments. The resolution is rounded up to even sizes (H.264).
+    """
+    first, last = views[0], views[-1]
+    start, final = first["x"]["width"], last["x"]["width"]
+    if not final < start:
+        raise RequestError(f"keyframes: the last view must be narrower than the first (widths {start} → {final})")
+    factor = _number("factor", body.get("factor", 2.0))
+    if not factor > 1:
+        raise RequestError(f"factor: must be > 1, got {factor}")
+    zoom = {
+        "center": [last["x"]["center"], last["y"]["center"]],
+        "start_width": start,
+        "factor": factor,
+        "final_width": final,
+        "resolution": [plane.x.n + plane.x.n % 2, plane.y.n + plane.y.n % 2],
+        "frames_per_doubling": 30,
+        "fps": 30,
+    }
+    for key in ("frames_per_doubling", "fps"):
+        value = body.get(key, zoom[key])
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
+            raise RequestError(f"{key}: expected an integer in 1..1000, got {value!r}")
+        zoom[key] = value
+    return zoom

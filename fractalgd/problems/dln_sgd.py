@@ -1,0 +1,265 @@
+"""P5 (Wang & Jacot): SGD on an L2-regularized deep linear network for matrix completion.
+
+    A_θ = W_L ⋯ W_1,   each step samples one observed entry (i, j) ∈ I and takes
+    θ⁺ = θ − η ∇_θ [½(A_θ,ij − A*_ij)² + (λ/2)‖θ‖²]                  (papers.md §5, item 13)
+
+The entry gradient is rank one: ∇_{W_ℓ} = r · b_ℓᵀ a_{ℓ−1}ᵀ with r = A_ij − A*_ij, forward vectors
+a_ℓ = W_ℓ⋯W_1 e_j and backward rows b_ℓ = e_iᵀ W_L⋯W_{ℓ+1}. So the data term touches only column
+j of W_1 (and row i of W_L): every other column of W_1 is multiplied by exactly c = 1 − ηλ. A
+stretch of steps that samples few columns drives A_θ to low rank, and for L ≥ 3 a small direction
+gets a loss gradient of order s^{L−1} against a decay of order λs: the rank jumps down, never up.
+
+The entry sequence is the SAME for every pixel (drawn from `jax.random.fold_in(key(seed), t)`),
+so neighbouring pixels see the same minibatches and images stay coherent; the step count t
+travels in the state as a per-pixel array. Classes: the numerical rank of A_θ at T
+(#{σᵢ > rank_tol·σ₁(A*)}, with ‖A*‖₂ = 1) as `rank0`, `rank1`, …, and `diverged`.
+
+State: ((W_1, …, W_L) each (d, d, pixels), t (pixels,)).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from fractalgd.problems import smallmat as sm
+from fractalgd.problems.base import (
+    COMMON_CLASSES,
+    DIVERGED,
+    FIRST_PROBLEM_CLASS,
+    fixed_point_tests,
+    orthonormal_directions,
+    tree_sq_dist,
+    tree_sq_norm,
+)
+
+KIND = "dln_sgd"
+PARAMS = {
+    "d": 5,  # A* is d×d, every layer too
+    "depth": 3,  # L
+    "target_rank": 2,
+    "observed": 0.5,  # fraction of the entries of A* that are observed
+    "lam": 0.01,
+    "alpha": 1.0,  # init scale: W_ℓ = α·G_ℓ/√d
+    "seed": 0,
+    "rank_tol": 1e-3,
+}
+DEFAULT_AXES = ("eta", "lam")
+COORDS = ("eta", "lam", "alpha", "a", "b")
+
+
+def class_names(d: int) -> tuple[str, ...]:
+    return (*COMMON_CLASSES, *(f"rank{k}" for k in range(d + 1)))
+
+
+CLASS_NAMES = class_names(PARAMS["d"])
+
+
+@dataclass(frozen=True)
+class Instance:
+    target: np.ndarray  # A*, (d, d), rank target_rank, ‖A*‖₂ = 1
+    rows: np.ndarray  # observed entries (i, j), int32, (|I|,) each
+    cols: np.ndarray
+    init: np.ndarray  # G_ℓ/√d, (L, d, d)
+
+
+@functools.lru_cache(maxsize=16)
+def instance(d: int, depth: int, target_rank: int, observed: float, seed: int) -> Instance:
+    rng = np.random.default_rng(seed)
+    target = rng.standard_normal((d, target_rank)) @ rng.standard_normal((target_rank, d))
+    target /= np.linalg.norm(target, 2)
+    mask = rng.random((d, d)) < observed
+    rows, cols = np.nonzero(mask)
+    init = rng.standard_normal((depth, d, d)) / np.sqrt(d)
+    return Instance(target, rows.astype(np.int32), cols.astype(np.int32), init)
+
+
+def sample_entry(seed: int, t, count: int):
+    """Index into the observed list at step t: the same for every pixel (counter-based)."""
+    return jax.random.randint(jax.random.fold_in(jax.random.key(seed), t), (), 0, count)
+
+
+@dataclass(frozen=True)
+class DLNKernel:
+    """The compiled part of P5: sizes, depth, the observed set and the sampling seed."""
+
+    d: int
+    depth: int
+    rows: tuple[int, ...]
+    cols: tuple[int, ...]
+    target: tuple[float, ...]  # A*, row-major
+    seed: int
+    rank_tol: float
+
+    history = 2
+
+    def prepare(self, hyper):
+        eta, lam = hyper["eta"], hyper["lam"]
+        dtype = eta.dtype
+        target = jnp.asarray(np.asarray(self.target).reshape(self.d, self.d), dtype)
+        return {"eta": eta, "c": 1 - eta * lam, "target": target, "rows": jnp.asarray(self.rows), "cols": jnp.asarray(self.cols)}
+
+    def step(self, state, k):
+        ws, t = state
+        # Every pixel carries the same step count (it only counts), so one draw serves the block.
+        pick = sample_entry(self.seed, t.reshape(-1)[0].astype(jnp.int32), len(self.rows))
+        i, j = k["rows"][pick], k["cols"][pick]
+        forward = [lax.dynamic_index_in_dim(ws[0], j, axis=1, keepdims=False)]  # a_1 = W_1 e_j
+        for w in ws[1:]:
+            forward.append(sm.matvec(w, forward[-1]))
+        backward = [lax.dynamic_index_in_dim(ws[-1], i, axis=0, keepdims=False)]  # b_{L−1} = e_iᵀ W_L
+        for w in ws[-2:0:-1]:
+            backward.insert(0, sm.vecmat(backward[0], w))
+        eta_r = k["eta"] * (lax.dynamic_index_in_dim(forward[-1], i, axis=0, keepdims=False) - k["target"][i, j])
+        onehot_i = (jnp.arange(self.d) == i).astype(ws[0].dtype)
+        onehot_j = (jnp.arange(self.d) == j).astype(ws[0].dtype)
+        new = []
+        for layer, w in enumerate(ws):
+            left = backward[layer] if layer < self.depth - 1 else onehot_i[:, None]  # b_ℓ
+            right = forward[layer - 1] if layer > 0 else onehot_j[:, None]  # a_{ℓ−1}
+            new.append(k["c"] * w - (eta_r * left)[:, None] * right[None, :])
+        return tuple(new), t + 1
+
+    def decided(self, state, history, k):
+        """(diverged, converged): SGD iterates only stop at exact fixed points (e.g. θ = 0)."""
+        del k
+        ws, (h1, _), (h2, _) = state[0], *history
+        diverged, converged, _ = fixed_point_tests(
+            tree_sq_norm(ws), tree_sq_dist(ws, h1), tree_sq_dist(ws, h2), ws[0].dtype
+        )
+        return diverged, converged
+
+    def rank(self, ws):
+        """Numerical rank #{σᵢ(A_θ) > rank_tol} per pixel (‖A*‖₂ = 1 sets the scale)."""
+        product = ws[0]
+        for w in ws[1:]:
+            product = sm.matmul(w, product)
+        # LAPACK's SVD may never return on non-finite input: zero those pixels (labelled diverged anyway).
+        product = jnp.where(jnp.isfinite(tree_sq_norm(product)), product, 0)
+        sigma = jnp.linalg.svd(jnp.moveaxis(product, -1, 0), compute_uv=False)
+        return jnp.sum(sigma > self.rank_tol, axis=-1)
+
+    def label(self, state, state0, tests, k):
+        del state0, k
+        diverged, _ = tests
+        return jnp.where(diverged, DIVERGED, FIRST_PROBLEM_CLASS + self.rank(state[0])).astype(jnp.int32)
+
+    def final_label(self, state, history, state0, k):
+        del history, state0, k
+        ws = state[0]
+        finite = jnp.isfinite(tree_sq_norm(ws))
+        return jnp.where(finite, FIRST_PROBLEM_CLASS + self.rank(ws), DIVERGED).astype(jnp.int32)
+
+
+def product(ws):
+    """A_θ = W_L⋯W_1 for one run (plain matrices)."""
+    out = ws[0]
+    for w in ws[1:]:
+        out = w @ out
+    return out
+
+
+def entry_loss(ws, i, j, target, lam):
+    """½(A_θ,ij − A*_ij)² + (λ/2)‖θ‖² for one run: the reference of the step's gradient."""
+    r = product(ws)[i, j] - target[i, j]
+    return 0.5 * r * r + 0.5 * lam * sum(jnp.sum(w * w) for w in ws)
+
+
+@dataclass(frozen=True)
+class DLNProblem:
+    d: int
+    depth: int
+    target_rank: int
+    observed: float
+    lam: float
+    alpha: float
+    seed: int
+    rank_tol: float
+    eta: float
+    dir1: tuple[float, ...]
+    dir2: tuple[float, ...]
+
+    kind = KIND
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return class_names(self.d)
+
+    @property
+    def instance(self) -> Instance:
+        return instance(self.d, self.depth, self.target_rank, self.observed, self.seed)
+
+    @property
+    def kernel(self) -> DLNKernel:
+        inst = self.instance
+        return DLNKernel(
+            self.d,
+            self.depth,
+            tuple(int(v) for v in inst.rows),
+            tuple(int(v) for v in inst.cols),
+            tuple(float(v) for v in inst.target.ravel()),
+            self.seed,
+            self.rank_tol,
+        )
+
+    def initial(self, coords: dict[str, np.ndarray], dtype):
+        """W_ℓ = α·G_ℓ/√d + a·D1 + b·D2 (directions over all layers), t = 0; hyper {eta, lam}."""
+        size = next(iter(coords.values())).shape[0]
+        alpha = np.broadcast_to(coords.get("alpha", self.alpha), (size,))
+        theta = self.instance.init.reshape(-1)[:, None] * alpha[None, :]
+        for name, direction in (("a", self.dir1), ("b", self.dir2)):
+            if name in coords:
+                theta = theta + np.asarray(direction)[:, None] * coords[name][None, :]
+        layers = theta.reshape(self.depth, self.d, self.d, size).astype(dtype)
+        state = (tuple(layers), np.zeros(size, dtype=dtype))
+        fixed = {"eta": self.eta, "lam": self.lam}
+        return state, {key: np.asarray(coords.get(key, value), dtype=dtype) for key, value in fixed.items()}
+
+
+def build(params: dict, gd: dict, plane: dict, view) -> DLNProblem:
+    """Validate the [problem] and [plane] parts of a P5 recipe and build the problem."""
+    from fractalgd.config import ConfigError
+
+    d, depth = params["d"], params["depth"]
+    if not 1 <= d <= 16:
+        raise ConfigError(f"problem.d: must be in 1..16 (the step is unrolled over d), got {d}")
+    if depth < 2:
+        raise ConfigError(f"problem.depth: a deep linear network needs at least 2 layers, got {depth}")
+    if not 1 <= params["target_rank"] <= d:
+        raise ConfigError(f"problem.target_rank: must be in 1..d = {d}, got {params['target_rank']}")
+    if not 0 < params["observed"] <= 1:
+        raise ConfigError(f"problem.observed: a fraction in (0, 1], got {params['observed']}")
+    if params["lam"] < 0 or not params["rank_tol"] > 0:
+        raise ConfigError("problem.lam must be >= 0 and problem.rank_tol > 0")
+    if len(instance(d, depth, params["target_rank"], params["observed"], params["seed"]).rows) == 0:
+        raise ConfigError(f"problem.observed: {params['observed']} leaves no observed entry of a {d}×{d} matrix")
+    for key, axis in (("plane.x", view.x), ("plane.y", view.y)):
+        if axis.param not in COORDS:
+            raise ConfigError(f"{key}.param: '{axis.param}' is not a coordinate of '{KIND}' (known: {', '.join(COORDS)})")
+    if view.x.param == view.y.param:
+        raise ConfigError(f"plane.y.param: both axes sweep '{view.x.param}'")
+    size = depth * d * d
+    for key in ("dir1", "dir2"):
+        if plane[key] and len(plane[key]) != size:
+            raise ConfigError(f"plane.{key}: needs depth·d² = {size} numbers, got {len(plane[key])}")
+    if plane["base"]:
+        raise ConfigError("plane.base: not used by 'dln_sgd' (the base point is α·G; sweep alpha, a or b)")
+    seeded = orthonormal_directions(size, plane["seed"])
+    return DLNProblem(
+        d,
+        depth,
+        params["target_rank"],
+        params["observed"],
+        params["lam"],
+        params["alpha"],
+        params["seed"],
+        params["rank_tol"],
+        gd["eta"],
+        tuple(plane["dir1"] or seeded[0]),
+        tuple(plane["dir2"] or seeded[1]),
+    )

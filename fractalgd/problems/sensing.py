@@ -1,0 +1,203 @@
+"""P4 (Stöger & Soltanolkotabi): low-rank matrix sensing from a small random initialization.
+
+    f(U) = ¼‖𝒜(UUᵀ − XXᵀ)‖²,   𝒜(Z)ᵢ = ⟨Aᵢ, Z⟩/√m,   𝒜*𝒜(Z) = (1/m) Σᵢ ⟨Aᵢ, Z⟩ Aᵢ
+    U⁺ = U + η·𝒜*𝒜(XXᵀ − UUᵀ)·U,   U₀ = α·Ū + a·D1 + b·D2     (papers.md §4, item 12)
+
+X ∈ R^{n×r} (seeded, scaled to ‖X‖ = 1), U ∈ R^{n×r'} with r' = `rank` (overparameterized when
+r' > r), Aᵢ symmetric Gaussian (GOE: (G + Gᵀ)/√2), Ū i.i.d. N(0, 1); all seeded by `seed`, the
+same for every pixel. With m < n(n+1)/2 the measurements do not determine XXᵀ: a small α lets
+GD run a power method on 𝒜*𝒜(XXᵀ) first (spectral alignment), then recover XXᵀ; a large α
+converges to another zero-loss point. Classes: `recovered` (‖UUᵀ − XXᵀ‖_F/‖XXᵀ‖_F < tol),
+`overfit` (fits the measurements, ‖𝒜(UUᵀ − XXᵀ)‖/‖𝒜(XXᵀ)‖ < tol, but not XXᵀ), `saddle` (any other
+fixed point), and the common ones.
+
+State: U as (n, r', pixels). 𝒜*𝒜 is applied as one constant (n², n²) matrix M = (1/m) Σ vec Aᵢ vec Aᵢᵀ
+times the (n², pixels) residuals — a real GEMM, not a batch of tiny ones.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from fractalgd.problems import smallmat as sm
+from fractalgd.problems.base import (
+    COMMON_CLASSES,
+    FIRST_PROBLEM_CLASS,
+    common_label,
+    final_common_label,
+    orthonormal_directions,
+    period_tests,
+)
+
+KIND = "sensing"
+PARAMS = {"n": 8, "r": 2, "rank": 8, "m": 24, "seed": 0, "alpha": 1e-3, "tol": 1e-2}
+DEFAULT_AXES = ("alpha", "eta")
+RECOVERED, OVERFIT, SADDLE = range(FIRST_PROBLEM_CLASS, FIRST_PROBLEM_CLASS + 3)
+CLASS_NAMES = (*COMMON_CLASSES, "recovered", "overfit", "saddle")
+COORDS = ("alpha", "eta", "a", "b")
+
+
+@dataclass(frozen=True)
+class Instance:
+    """The seeded data of one sensing problem (float64)."""
+
+    x: np.ndarray  # (n, r), ‖X‖₂ = 1
+    target: np.ndarray  # XXᵀ, (n, n)
+    sensors: np.ndarray  # Aᵢ, (m, n, n), symmetric
+    normal: np.ndarray  # 𝒜*𝒜 as a matrix on row-major vec, (n², n²)
+    init: np.ndarray  # Ū, (n, r')
+
+
+@functools.lru_cache(maxsize=16)
+def instance(n: int, r: int, rank: int, m: int, seed: int) -> Instance:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, r))
+    x /= np.linalg.norm(x, 2)
+    g = rng.standard_normal((m, n, n))
+    sensors = (g + g.transpose(0, 2, 1)) / np.sqrt(2.0)
+    flat = sensors.reshape(m, n * n)
+    init = rng.standard_normal((n, rank))
+    return Instance(x, x @ x.T, sensors, flat.T @ flat / m, init)
+
+
+@dataclass(frozen=True)
+class SensingKernel:
+    """The compiled part of P4: sizes and the seed of the instance (its data are constants)."""
+
+    n: int
+    r: int
+    rank: int
+    m: int
+    seed: int
+    tol: float
+
+    history = 4  # θ_{t−1}, …, θ_{t−4}: the period-2 and period-4 tests
+
+    def prepare(self, hyper):
+        inst = instance(self.n, self.r, self.rank, self.m, self.seed)
+        dtype = hyper["eta"].dtype
+        return {
+            "eta": hyper["eta"],
+            "normal": jnp.asarray(inst.normal, dtype),
+            "target": jnp.asarray(inst.target, dtype)[..., None],
+        }
+
+    def _apply_normal(self, z, k):
+        """𝒜*𝒜(Z) for Z of shape (n, n, P)."""
+        flat = z.reshape(self.n * self.n, -1)
+        return jnp.matmul(k["normal"], flat, precision=lax.Precision.HIGHEST).reshape(z.shape)
+
+    def step(self, u, k):
+        residual = k["target"] - sm.gram(u)
+        return u + k["eta"] * sm.matmul(self._apply_normal(residual, k), u)
+
+    def decided(self, u, history, k):
+        del k
+        return period_tests(u, history, u.dtype)
+
+    def errors(self, u, k):
+        """(‖UUᵀ − XXᵀ‖_F/‖XXᵀ‖_F, ‖𝒜(UUᵀ − XXᵀ)‖/‖𝒜(XXᵀ)‖) per pixel."""
+        diff = sm.gram(u) - k["target"]
+        target = k["target"]
+
+        def inner(a, b):  # Σ_ij a_ij b_ij per pixel; only run when labelling
+            return jnp.sum((a * b).reshape(-1, a.shape[-1]), axis=0)
+
+        rel = jnp.sqrt(inner(diff, diff) / inner(target, target))
+        fit = inner(diff, self._apply_normal(diff, k)) / inner(target, self._apply_normal(target, k))
+        return rel, jnp.sqrt(jnp.abs(fit))
+
+    def label(self, u, u0, tests, k):
+        del u0
+        rel, fit = self.errors(u, k)
+        return common_label(tests, jnp.where(rel < self.tol, RECOVERED, jnp.where(fit < self.tol, OVERFIT, SADDLE)))
+
+    def final_label(self, u, history, u0, k):
+        """Undecided at T: recovered if already within tol of XXᵀ, else bounded or undecided."""
+        del u0
+        rel, _ = self.errors(u, k)
+        return jnp.where(rel < self.tol, RECOVERED, final_common_label(u, history)).astype(jnp.int32)
+
+
+def loss(u, inst: Instance):
+    """f(U) = ¼ Σᵢ (⟨Aᵢ, UUᵀ − XXᵀ⟩/√m)² for one U (n, r'): the reference the step is tested against."""
+    diff = u @ u.T - inst.target
+    meas = jnp.einsum("kij,ij->k", inst.sensors, diff) / np.sqrt(inst.sensors.shape[0])
+    return 0.25 * jnp.sum(meas**2)
+
+
+@dataclass(frozen=True)
+class SensingProblem:
+    n: int
+    r: int
+    rank: int
+    m: int
+    seed: int
+    alpha: float
+    tol: float
+    eta: float
+    base: tuple[float, ...]
+    dir1: tuple[float, ...]
+    dir2: tuple[float, ...]
+
+    kind = KIND
+    class_names = CLASS_NAMES
+
+    @property
+    def kernel(self) -> SensingKernel:
+        return SensingKernel(self.n, self.r, self.rank, self.m, self.seed, self.tol)
+
+    def initial(self, coords: dict[str, np.ndarray], dtype):
+        """U₀ = base + α·Ū + a·D1 + b·D2 per pixel, as (n, r', pixels); hyper {"eta"}."""
+        size = next(iter(coords.values())).shape[0]
+        init = instance(self.n, self.r, self.rank, self.m, self.seed).init.reshape(-1)
+        alpha = np.broadcast_to(coords.get("alpha", self.alpha), (size,))
+        theta = np.asarray(self.base)[:, None] + init[:, None] * alpha[None, :]
+        for name, direction in (("a", self.dir1), ("b", self.dir2)):
+            if name in coords:
+                theta = theta + np.asarray(direction)[:, None] * coords[name][None, :]
+        u0 = theta.reshape(self.n, self.rank, size).astype(dtype)
+        return u0, {"eta": np.asarray(coords.get("eta", self.eta), dtype=dtype)}
+
+
+def build(params: dict, gd: dict, plane: dict, view) -> SensingProblem:
+    """Validate the [problem] and [plane] parts of a P4 recipe and build the problem."""
+    from fractalgd.config import ConfigError
+
+    for key in ("n", "r", "rank", "m"):
+        if params[key] < 1:
+            raise ConfigError(f"problem.{key}: must be a positive integer, got {params[key]}")
+    if params["r"] > params["n"] or params["rank"] > params["n"]:
+        raise ConfigError(f"problem.r and problem.rank: must be at most n = {params['n']}")
+    if params["n"] > 16:
+        raise ConfigError(f"problem.n: at most 16 (the step is unrolled over n), got {params['n']}")
+    if not params["tol"] > 0:
+        raise ConfigError(f"problem.tol: must be > 0, got {params['tol']}")
+    for key, axis in (("plane.x", view.x), ("plane.y", view.y)):
+        if axis.param not in COORDS:
+            raise ConfigError(f"{key}.param: '{axis.param}' is not a coordinate of '{KIND}' (known: {', '.join(COORDS)})")
+    if view.x.param == view.y.param:
+        raise ConfigError(f"plane.y.param: both axes sweep '{view.x.param}'")
+    size = params["n"] * params["rank"]
+    for key in ("base", "dir1", "dir2"):
+        if plane[key] and len(plane[key]) != size:
+            raise ConfigError(f"plane.{key}: needs n·rank = {size} numbers (U row-major), got {len(plane[key])}")
+    seeded = orthonormal_directions(size, plane["seed"])
+    return SensingProblem(
+        params["n"],
+        params["r"],
+        params["rank"],
+        params["m"],
+        params["seed"],
+        params["alpha"],
+        params["tol"],
+        gd["eta"],
+        tuple(plane["base"] or [0.0] * size),
+        tuple(plane["dir1"] or seeded[0]),
+        tuple(plane["dir2"] or seeded[1]),
+    )

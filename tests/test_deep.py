@@ -1,0 +1,181 @@
+"""P2, deep matrix factorization: the step, decoupled eigenvalue dynamics, learning times, ranks."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fractalgd.config import ConfigError, config_from_dict
+from fractalgd.engine import EngineOptions, run_batch
+from fractalgd.pipeline import render
+from fractalgd.problems import deep
+from fractalgd.problems.base import FIRST_PROBLEM_CLASS, PERIOD2
+from fractalgd.problems.matrix import random_orthogonal
+
+
+def as_tuple(m):
+    return tuple(tuple(float(x) for x in row) for row in np.asarray(m))
+
+
+def kernel_for(target, depth, rank_tol=0.02, rank_at_t=True):
+    sigma1 = np.linalg.norm(target, 2)
+    return deep.DeepKernel(len(target), depth, as_tuple(target), (rank_tol * sigma1) ** 2, rank_at_t)
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+def test_hand_written_step_is_the_gradient_step(depth):
+    rng = np.random.default_rng(depth)
+    n, pixels = 3, 20
+    layers = tuple(rng.normal(size=(n, n, pixels)) * 0.7 for _ in range(depth))
+    target = rng.normal(size=(n, n))
+    eta = rng.uniform(0.01, 0.2, pixels)
+    kernel = kernel_for(target, depth)
+    got = kernel.step(layers, {"eta": eta})
+    grads = jax.grad(lambda ls: jnp.sum(deep.loss(ls, kernel.target)))(layers)  # pixels are independent
+    for g, w, grad in zip(got, layers, grads, strict=True):
+        np.testing.assert_allclose(np.asarray(g), w - eta * np.asarray(grad), rtol=1e-12, atol=1e-12)
+
+
+def trajectory(kernel, layers, eta, steps):
+    """Product eigen-coordinates along GD: (steps + 1, n, n, P) products W(k)."""
+
+    def body(state, _):
+        state = kernel.step(state, {"eta": eta})
+        return state, deep.product(state)
+
+    _, products = jax.lax.scan(body, layers, None, length=steps)
+    return np.concatenate([np.asarray(deep.product(layers))[None], np.asarray(products)])
+
+
+def decoupled(w0, lam_hat, eta, depth, steps):
+    """wᵢ⁺ = wᵢ − η(wᵢᴺ − λ̂ᵢ)wᵢᴺ⁻¹ (papers.md item 11): the product eigenvalues wᴺ, (steps + 1, n)."""
+    w, out = np.array(w0, dtype=np.float64), [np.array(w0, dtype=np.float64) ** depth]
+    for _ in range(steps):
+        w = w - eta * (w**depth - lam_hat) * w ** (depth - 1)
+        out.append(w**depth)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+@pytest.mark.parametrize("rotated", [False, True])
+def test_identity_init_decouples_the_eigenvalues(depth, rotated):
+    # W_j(0) = αI and Ŵ = V diag(λ̂) Vᵀ: every layer stays V diag(w) Vᵀ.
+    lam_hat, alpha, eta = np.array([2.0, 1.2, 0.5, -0.3]), 0.7, 0.05
+    rot = random_orthogonal(4, 9) if rotated else np.eye(4)
+    target = rot @ np.diag(lam_hat) @ rot.T
+    layers = tuple(alpha * np.eye(4)[..., None] for _ in range(depth))
+    products = trajectory(kernel_for(target, depth), layers, eta, 300)
+    eig = np.einsum("ia,kijp,jb->kab", rot, products, rot)  # Vᵀ W V (one pixel)
+    want = decoupled(np.full(4, alpha), lam_hat, eta, depth, 300)
+    np.testing.assert_allclose(np.diagonal(eig, axis1=1, axis2=2), want, rtol=1e-10, atol=1e-12)
+    off = eig - np.diagonal(eig, axis1=1, axis2=2)[:, :, None] * np.eye(4)
+    assert np.max(np.abs(off)) < 1e-12
+
+
+@pytest.mark.parametrize(
+    "depth, alpha, table",
+    [  # papers.md item 11: GD k_half for λ̂ = 10 / 6 / 3 at η = 1e−3
+        (2, 1e-3, (810, 1304, 2489)),
+        (3, 0.1, (963, 1591, 3139)),
+        (4, 0.3, (549, 909, 1798)),
+    ],
+)
+def test_learning_times(depth, alpha, table):
+    lam_hat, eta = np.array([10.0, 6.0, 3.0, 1.0]), 1e-3
+    rot = random_orthogonal(4, 1)
+    layers = tuple(alpha * np.eye(4)[..., None] for _ in range(depth))
+    products = trajectory(kernel_for(rot @ np.diag(lam_hat) @ rot.T, depth), layers, eta, table[-1] + 50)
+    p = np.einsum("ia,kijp,ja->ka", rot, products, rot)  # product eigenvalues pᵢ(k)
+    k_half = [int(np.argmax(p[:, i] >= lam_hat[i] / 2)) for i in range(3)]
+    assert k_half == list(table)
+    # Gradient-flow learning times in steps t/η: ln(λ̂/α² − 1)/(2λ̂) (N = 2), α^(2−N)/((N−2)λ̂) (N ≥ 3).
+    lam = lam_hat[:3]
+    flow = np.log(lam / alpha**2 - 1) / (2 * lam) if depth == 2 else alpha ** (2 - depth) / ((depth - 2) * lam)
+    np.testing.assert_allclose(k_half, flow / eta, rtol=0.01 if depth == 2 else 0.06)
+
+
+def test_sylvester_rank_count_matches_eigenvalues():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(4, 4, 300)) * rng.uniform(0, 1, size=(1, 4, 300)) ** 4
+    g = deep.mtm(w, w)
+    for t in (1e-4, 1e-2, 0.3):
+        want = [(np.linalg.eigvalsh(g[..., p]) > t).sum() for p in range(300)]
+        np.testing.assert_array_equal(np.asarray(deep.count_above(jnp.asarray(g), t)), want)
+
+
+def test_rank_labels_follow_incremental_learning():
+    # N = 2, α = 1e−3, η = 1e−3, λ̂ = (10, 6, 3, 1): the rank at T counts the eigenvalues learned
+    # by then (pᵢ > rank_tol·λ̂₁), as the decoupled recursion predicts; a long run converges to
+    # the full-rank target, labelled by its rank.
+    lam_hat = np.array([10.0, 6.0, 3.0, 1.0])
+    kernel = kernel_for(np.diag(lam_hat), 2)
+    layers = tuple(np.broadcast_to(1e-3 * np.eye(4)[..., None], (4, 4, 1)).copy() for _ in range(2))
+    ranks = []
+    for steps in (1000, 2500):
+        labels = run_batch(kernel, layers, {"eta": np.asarray(1e-3)}, EngineOptions(steps, check_every=50)).labels
+        p = decoupled(np.full(4, 1e-3), lam_hat, 1e-3, 2, steps)[-1]
+        ranks.append(labels[0] - FIRST_PROBLEM_CLASS)
+        assert ranks[-1] == np.sum(p > 0.02 * 10.0), steps
+    assert ranks == [1, 3]  # first only the top eigenvalue is learned, then the next ones
+    converged = run_batch(kernel, layers, {"eta": np.asarray(0.02)}, EngineOptions(40000, check_every=50))
+    assert converged.labels[0] == FIRST_PROBLEM_CLASS + 4 and converged.steps[0] < 40000
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_balanced_minimum_flips_at_its_stability_threshold(depth):
+    # Hessian top eigenvalue at the balanced minimum is N·σ₁^(2−2/N): GD near it converges at
+    # 0.98× the flip step 2/(N σ₁^(2−2/N)) and settles on a 2-cycle at 1.02×.
+    sigma = np.array([1.5, 0.5])
+    eta_flip = 2 / (depth * sigma[0] ** (2 - 2 / depth))
+    rng = np.random.default_rng(depth)
+    layers = tuple(np.diag(sigma ** (1 / depth))[..., None] + 1e-4 * rng.normal(size=(2, 2, 2)) for _ in range(depth))
+    etas = np.array([0.98, 1.02]) * eta_flip
+    result = run_batch(kernel_for(np.diag(sigma), depth), layers, {"eta": etas}, EngineOptions(20000, check_every=50))
+    assert list(result.labels) == [FIRST_PROBLEM_CLASS + 2, PERIOD2]
+
+
+def deep_raw(**problem):
+    return {
+        "problem": {"kind": "deep", **problem},
+        "gd": {"eta": 0.05, "steps": 400},
+        "plane": {
+            "resolution": [12, 10],
+            "x": {"param": "alpha", "min": -1.5, "max": 0.0, "scale": "log10"},
+            "y": {"param": "eta", "min": -2.0, "max": -0.5, "scale": "log10"},
+        },
+    }
+
+
+def test_render_sweeps_alpha_and_eta_on_log_axes():
+    result = render(config_from_dict(deep_raw()))
+    assert result.meta["problem"] == "deep" and result.labels.shape == (10, 12)
+    names = result.meta["class_names"]
+    assert names[str(FIRST_PROBLEM_CLASS)] == "rank0" and names[str(FIRST_PROBLEM_CLASS + 4)] == "rank4"
+    # Larger α and η learn faster: along each row the rank at T never decreases with α.
+    ranks = result.labels.astype(int) - FIRST_PROBLEM_CLASS
+    assert np.all(ranks >= 0) and np.all(np.diff(ranks, axis=1) >= 0)
+
+
+@pytest.mark.parametrize(
+    "problem, key",
+    [
+        ({"depth": 0}, "problem.depth"),
+        ({"init": "zeros"}, "problem.init"),
+        ({"target_diag": []}, "problem.target_diag"),
+        ({"target": [[1.0, 2.0]]}, "problem.target"),
+        ({"rank_tol": 0.0}, "problem.rank_tol"),
+        ({"depth": "3"}, "problem.depth"),
+    ],
+)
+def test_bad_deep_recipes_name_the_key(problem, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        config_from_dict(deep_raw(**problem))
+
+
+def test_deep_plane_coordinates_are_checked():
+    raw = deep_raw()
+    raw["plane"]["x"]["param"] = "u0"
+    with pytest.raises(ConfigError, match=r"plane\.x\.param"):
+        config_from_dict(raw)
