@@ -150,6 +150,7 @@ def run_bench(
             }
         )
     records.append(matrix_record(quick, repeats, dtype, peak, size))
+    records.append(mlp_record(quick, repeats, dtype, peak, size))
     return records
 
 
@@ -224,6 +225,96 @@ def matrix_record(quick: bool, repeats: int, dtype: str, peak: float, size: int 
         "floor_s": floor_s,
         "gemm_peak_flops": peak,
     }
+
+
+def mlp_flop_per_step(width: int = 16, points: int = 272) -> int:
+    """FLOP per pixel-step of the tanh net's forward + backward + update (full batch).
+
+    The two data products X·W₀ and Xᵀ·∂Z are 2nw² each; per (point, unit): tanh 1, output 2,
+    ∂W₁ 2, ∂H 1, tanh′ chain 3; per point: residual, square, mean, scale 4; the update 2 per weight.
+    """
+    n, w = points, width
+    return 4 * n * w * w + 9 * n * w + 4 * n + 2 * (w * w + w)
+
+
+def mlp_record(quick: bool, repeats: int, dtype: str, peak: float, size: int | None = None) -> dict:
+    """Sohl-Dickstein's tanh net (width 16, 272 points, full batch) on his lr-vs-lr plane.
+
+    log10 lr0, lr1 ∈ [−3, 6], 500 steps, our classifier with early exit (diverged runs stop).
+    256² (64² quick; one timed run each, as one run takes minutes on 2 cores). The floor
+    counts the executed pixel-steps at `mlp_flop_per_step` over the measured GEMM rate; the
+    reference (his step loop over jit(vmap(value_and_grad)), chunks ≤ 50,000) runs on 1024 of the
+    pixels for the same 500 steps and is scaled to the grid by pixel count.
+    """
+    from fractalgd.problems import mlp
+
+    n, steps = size or (64 if quick else 256), 500
+    problem = mlp.MLPProblem(16, "tanh", 272, 0, 0, 0.0, "init", "classes", steps, 0.1)
+    x = 10.0 ** (-3 + 9 * (np.arange(n) + 0.5) / n)
+    lr0, lr1 = np.meshgrid(x, x[::-1])
+    state, hyper = problem.initial({"lr0": lr0.ravel(), "lr1": lr1.ravel()}, np.dtype(dtype))
+    opts = EngineOptions(steps)
+    result = run_batch(problem.kernel, state, hyper, opts)  # compile and warm up
+    runs = min(repeats, 2 if quick else 1)
+    times = [_timed(lambda: run_batch(problem.kernel, state, hyper, opts).labels) for _ in range(runs)]
+    nominal = n * n * steps
+    flop = mlp_flop_per_step()
+    floor_s = flop * result.executed_pixel_steps / peak
+    sample = min(1024, n * n)
+    reference_s = _mlp_reference_seconds(problem, hyper, sample, steps, dtype) * (n * n / sample)
+    median = statistics.median(times)
+    return {
+        "case": "mlp_tanh16",
+        "dtype": dtype,
+        "resolution": n,
+        "steps": steps,
+        "eta": None,
+        "lam": 0.0,
+        "impl": "engine",
+        "median_s": median,
+        "min_s": min(times),
+        "pixel_steps_per_s": nominal / median,
+        "executed_fraction": result.executed_pixel_steps / nominal,
+        "speedup_vs_reference": reference_s / median,
+        "reference_s_extrapolated": reference_s,
+        "flop_per_pixel_step": flop,
+        "floor_ratio": median / floor_s,
+        "floor_s": floor_s,
+        "gemm_peak_flops": peak,
+    }
+
+
+def _mlp_reference_seconds(problem, hyper, sample: int, steps: int, dtype: str) -> float:
+    """His pattern on `sample` pixels: a Python loop of jit(vmap(value_and_grad)) steps, then his measure."""
+    w0, w1, x, y = (jnp.asarray(a, dtype) for a in problem_instance(problem))
+
+    def loss(theta):
+        h = jnp.tanh(jnp.sqrt(2.0) * (x @ theta[0]) / 4.0)
+        return jnp.mean(((h @ theta[1]) / 16.0 - y) ** 2)
+
+    def train_step(theta, lr):
+        value, grad = jax.value_and_grad(loss)(theta)
+        return (theta[0] - lr[0] * grad[0], theta[1] - lr[1] * grad[1]), value
+
+    step = jax.jit(jax.vmap(train_step))
+    lr = jnp.stack([jnp.asarray(hyper["lr0"][:sample]), jnp.asarray(hyper["lr1"][:sample])], axis=1)
+    theta = (jnp.tile(w0, (sample, 1, 1)), jnp.tile(w1, (sample, 1)))
+    jax.block_until_ready(step(theta, lr))  # compile
+
+    def loop():
+        t, losses = theta, []
+        for _ in range(steps):
+            t, value = step(t, lr)
+            losses.append(value)
+        return _convergence_measure(jnp.stack(losses, axis=1))
+
+    return _timed(loop)
+
+
+def problem_instance(problem):
+    from fractalgd.problems import mlp
+
+    return mlp.instance(problem.width, problem.points, problem.seed)
 
 
 def format_table(records: list[dict]) -> str:

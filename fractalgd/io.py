@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from fractalgd.render import class_colors, colorize
+from fractalgd.render import class_colors, colorize, colorize_score
 
 RECIPE_CHUNK = "fractalgd-recipe"
 
@@ -102,8 +102,13 @@ def save_render(result, out_dir: str | Path) -> Path:
         shade=config.render.shade,
         equalize=config.render.equalize,
     )
+    score = getattr(result, "score", None)
+    if score is not None:  # a scalar readout (mlp measure = "sd") is drawn as Sohl-Dickstein draws it
+        rgb = colorize_score(score)
     with atomic_directory(out_dir) as tmp:
         np.save(tmp / "labels.npy", result.labels)
+        if score is not None:
+            np.save(tmp / "score.npy", score)
         np.save(tmp / "steps.npy", result.steps)
         write_json(tmp / "meta.json", result.meta)
         (tmp / "recipe.toml").write_text(recipe)

@@ -24,6 +24,7 @@ class RenderResult:
     steps: np.ndarray  # (H, W) int32 decision steps
     meta: dict
     config: Config
+    score: np.ndarray | None = None  # (H, W) float64: a problem's scalar readout (mlp measure = "sd")
 
 
 def engine_options(config: Config) -> EngineOptions:
@@ -74,10 +75,15 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None) -
     executed = 0
     start_time = time.perf_counter()
     tile = config.engine.tile
+    score_of, scores = getattr(config.problem, "score", None), None
     for start in range(0, total, tile):
         stop = min(start + tile, total)
         result = render_pixels(config, start, stop)
         labels[start:stop], steps[start:stop] = result.labels, result.steps
+        part = score_of(result.state) if score_of is not None else None
+        if part is not None:
+            scores = np.empty(total) if scores is None else scores
+            scores[start:stop] = part
         executed += result.executed_pixel_steps
         if progress is not None:
             progress(stop, total)
@@ -89,4 +95,5 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None) -
         from fractalgd.analysis.report import analyze_render
 
         meta["analysis"] = analyze_render(labels, config)
-    return RenderResult(labels, steps, meta, config)
+    score = None if scores is None else scores.reshape(height, width)
+    return RenderResult(labels, steps, meta, config, score)

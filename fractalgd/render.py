@@ -64,3 +64,23 @@ def colorize(
     if shade:
         colors = colors * shade_values(labels, steps, total_steps, equalize)[..., None]
     return np.round(np.clip(colors, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def signed_cdf(score: np.ndarray, buffer: float = 0.25) -> np.ndarray:
+    """Sohl-Dickstein's `cdf_img` (anchors.md §1.7): a histogram equalization per sign.
+
+    Negative scores (trainable) map uniformly by rank onto [−1, −buffer], the others onto
+    [buffer, 1]; the result is negated, so trainable runs land on [buffer, 1] (blue in Spectral).
+    """
+    ranked = np.sort(score.ravel())
+    negative = int(np.sum(ranked < 0))
+    target = np.concatenate((np.linspace(-1, -buffer, negative), np.linspace(buffer, 1, ranked.size - negative)))
+    return -np.interp(score, ranked, target)
+
+
+def colorize_score(score: np.ndarray) -> np.ndarray:
+    """(H, W) signed score → (H, W, 3) uint8: `signed_cdf` through matplotlib's Spectral on [−1, 1]."""
+    from matplotlib import colormaps
+
+    rgba = colormaps["Spectral"]((signed_cdf(score) + 1) / 2)
+    return np.round(rgba[..., :3] * 255).astype(np.uint8)

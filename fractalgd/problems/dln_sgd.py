@@ -97,12 +97,14 @@ class DLNKernel:
     rank_tol: float
 
     history = 2
+    block = 128  # pixels per block: (d, d, block) states stay in cache (512 measured 6× slower)
 
     def prepare(self, hyper):
         eta, lam = hyper["eta"], hyper["lam"]
         dtype = eta.dtype
         target = jnp.asarray(np.asarray(self.target).reshape(self.d, self.d), dtype)
-        return {"eta": eta, "c": 1 - eta * lam, "target": target, "rows": jnp.asarray(self.rows), "cols": jnp.asarray(self.cols)}
+        rows, cols = jnp.asarray(self.rows), jnp.asarray(self.cols)
+        return {"eta": eta, "c": 1 - eta * lam, "target": target, "rows": rows, "cols": cols}
 
     def step(self, state, k):
         ws, t = state
@@ -139,10 +141,8 @@ class DLNKernel:
         product = ws[0]
         for w in ws[1:]:
             product = sm.matmul(w, product)
-        # LAPACK's SVD may never return on non-finite input: zero those pixels (labelled diverged anyway).
-        product = jnp.where(jnp.isfinite(tree_sq_norm(product)), product, 0)
-        sigma = jnp.linalg.svd(jnp.moveaxis(product, -1, 0), compute_uv=False)
-        return jnp.sum(sigma > self.rank_tol, axis=-1)
+        finite = jnp.isfinite(tree_sq_norm(product))
+        return sm.numerical_rank(jnp.where(finite, product, 0), self.rank_tol)
 
     def label(self, state, state0, tests, k):
         del state0, k

@@ -1,0 +1,284 @@
+"""Sohl-Dickstein's network (anchors.md §1.2–1.6): where is a 2-layer net trainable?
+
+    f(x) = W₁ᵀ φ(W₀ᵀx/√w)/w,   L(θ) = mean_n (f(x_n) − y_n)²,   W₀ ∈ R^{w×w}, W₁ ∈ R^{w}
+    φ = tanh(√2·z) | √2·relu(z) | z,   W₀⁺ = W₀ − lr0·∇_{W₀}L,   W₁⁺ = W₁ − lr1·∇_{W₁}L
+
+Mean-field scaling, no biases, width w = 16. Data X, Y ~ N(0, 1) and the initial weights ~ N(0, 1)
+are drawn with his key sequence (PRNGKey(seed) split as in his notebook; the bits depend on JAX's
+PRNG implementation), the same for every pixel. Number of points: the number of parameters
+w² + w = 272 (his rule; w for the identity net), or `points`. `batch` > 0 uses minibatches of
+that size drawn with replacement from `jax.random.fold_in(key(42), t)` — the same sequence for
+every pixel, so images stay coherent. Planes: (lr0, lr1) on log10 axes, or (offset, lr) with the
+offset added to W₀ once at init (`offset_mode = "init"`) or before every step, as his notebook's
+`train_step` does (`"every_step"`).
+
+Two readouts: `measure = "classes"` (our classifier: converged, period, diverged, and
+`trainable` — loss at T below the initial loss — with early exit), and `measure = "sd"`, his
+convergence measure exactly: vₜ = L(θₜ) for t < T (non-finite → 1e6), normalized by v₀ and
+clipped at 1e6; trainable ⇔ mean of the last 20 < 1; score −Σv (trainable) or Σ1/v. It runs
+all T steps and carries the sums in the state (the `score`, coloured as his `cdf_img`).
+
+State: ((W₀ (w, w, pixels), W₁ (w, pixels)), (t, and his sums when measure = "sd")).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from fractalgd.problems.base import (
+    COMMON_CLASSES,
+    DIVERGED,
+    FIRST_PROBLEM_CLASS,
+    common_label,
+    final_common_label,
+    period_tests,
+)
+
+KIND = "mlp"
+PARAMS = {
+    "width": 16,
+    "activation": "tanh",
+    "points": 0,  # 0: his rule (#params, or width for the identity net)
+    "batch": 0,  # 0: full batch
+    "seed": 0,
+    "offset": 0.0,
+    "offset_mode": "init",
+    "measure": "classes",
+}
+DEFAULT_AXES = ("lr0", "lr1")
+ACTIVATIONS = ("tanh", "relu", "identity")
+MEASURES = ("classes", "sd")
+COORDS = ("lr0", "lr1", "lr", "offset")
+CONVERGED, TRAINABLE = FIRST_PROBLEM_CLASS, FIRST_PROBLEM_CLASS + 1
+CLASS_NAMES = (*COMMON_CLASSES, "converged", "trainable")
+MAX_VAL = 1e6  # his clip value
+WINDOW = 20  # his "last 20" losses
+MINIBATCH_KEY = 42  # his PRNGKey(42)
+
+
+def default_points(width: int, activation: str) -> int:
+    """His rule: as many points as parameters (w² + w), except w points for the identity net."""
+    return width if activation == "identity" else width * width + width
+
+
+@functools.lru_cache(maxsize=16)
+def instance(width: int, points: int, seed: int):
+    """(W₀, W₁, X, Y) in float64, with his notebook's key sequence."""
+    rng, sub = jax.random.split(jax.random.PRNGKey(seed))
+    k0, k1 = jax.random.split(sub, 2)
+    w0 = jax.random.normal(k0, (width, width), jnp.float64)
+    w1 = jax.random.normal(k1, (width, 1), jnp.float64)
+    rng, sub = jax.random.split(rng)
+    x = jax.random.normal(sub, (points, width), jnp.float64)
+    rng, sub = jax.random.split(rng)
+    y = jax.random.normal(sub, (points, 1), jnp.float64)
+    return tuple(np.asarray(a) for a in (w0, w1[:, 0], x, y[:, 0]))
+
+
+def sd_measure(losses, max_val: float = MAX_VAL):
+    """His `convergence_measure` on loss histories (..., T) → (trainable, score) (anchors.md §1.6).
+
+    As documented there, non-finite losses count as max_val (his code multiplies them by 0,
+    which gives NaN: see the report).
+    """
+    v = np.where(np.isfinite(losses), losses, max_val)
+    v = np.minimum(v / v[..., :1], max_val)
+    trainable = np.mean(v[..., -WINDOW:], axis=-1) < 1
+    return trainable, np.where(trainable, -np.sum(v, axis=-1), np.sum(1 / v, axis=-1))
+
+
+@dataclass(frozen=True)
+class MLPKernel:
+    width: int
+    activation: str
+    points: int
+    batch: int
+    seed: int
+    every_step_offset: bool
+    sd_steps: int  # T when measure = "sd" (0 otherwise): the last-20 window starts at T − 20
+
+    history = 4
+    block = 32  # pixels per block: a block's activations (n, w, 32) stay in cache
+
+    def prepare(self, hyper):
+        dtype = hyper["lr0"].dtype
+        _, _, x, y = instance(self.width, self.points, self.seed)
+        return {**hyper, "x": jnp.asarray(x, dtype), "y": jnp.asarray(y, dtype)}
+
+    def _phi(self, z):
+        if self.activation == "tanh":
+            return jnp.tanh(math.sqrt(2.0) * z)
+        if self.activation == "relu":
+            return math.sqrt(2.0) * jnp.maximum(z, 0)
+        return z
+
+    def residual(self, w0, w1, x, y):
+        """f(x_n) − y_n for ONE run: W₀ (w, w), W₁ (w,), x (n, w) → (n,)."""
+        z = jnp.matmul(x, w0, precision=lax.Precision.HIGHEST) / math.sqrt(self.width)
+        return jnp.matmul(self._phi(z), w1, precision=lax.Precision.HIGHEST) / self.width - y
+
+    def loss(self, params, k):
+        """L(θ) on the full data, per pixel."""
+        r = jax.vmap(self.residual, in_axes=(-1, -1, None, None), out_axes=-1)(*params, k["x"], k["y"])
+        return jnp.mean(r * r, axis=0)
+
+    def gradient(self, params, x, y):
+        """(∇_{W₀}L, ∇_{W₁}L) of the mean squared error on (x, y), and the residuals (n, P).
+
+        vmap over the pixel axis of the per-run gradient: a batch of (n×w)·(w×w) products per
+        step, which measured 1.5–2.5× faster on XLA:CPU than the pixels-last GEMM form.
+        """
+
+        def one(w0, w1):
+            r = self.residual(w0, w1, x, y)
+            return jnp.mean(r * r), r
+
+        def grad(w0, w1):
+            (_, r), g = jax.value_and_grad(one, argnums=(0, 1), has_aux=True)(w0, w1)
+            return g, r
+
+        return jax.vmap(grad, in_axes=(-1, -1), out_axes=((-1, -1), -1))(*params)
+
+    def step(self, state, k):
+        (w0, w1), acc = state
+        t = acc[0]
+        if self.every_step_offset:
+            w0 = w0 + k["offset"]
+        x, y = k["x"], k["y"]
+        if self.batch:
+            # One draw per step for every pixel: all pixels of a run carry the same t.
+            key = jax.random.fold_in(jax.random.key(MINIBATCH_KEY), t.reshape(-1)[0].astype(jnp.int32))
+            idx = jax.random.randint(key, (self.batch,), 0, self.points)
+            x, y = x[idx], y[idx]
+        (g0, g1), r = self.gradient((w0, w1), x, y)
+        new = (w0 - k["lr0"] * g0, w1 - k["lr1"] * g1)
+        if not self.sd_steps:
+            return new, (t + 1,)
+        # His readout: the full-batch loss at θ_t, before the update.
+        value = jnp.mean(r * r, axis=0) if not self.batch else self.loss((w0, w1), k)
+        value = jnp.where(jnp.isfinite(value), value, MAX_VAL)
+        _, loss0, total, inverse, last = acc
+        loss0 = jnp.where(t == 0, value, loss0)
+        v = jnp.minimum(value / loss0, MAX_VAL)
+        in_window = t >= self.sd_steps - WINDOW
+        return new, (t + 1, loss0, total + v, inverse + 1 / v, last + jnp.where(in_window, v, 0))
+
+    def decided(self, state, history, k):
+        del k
+        if self.sd_steps:  # his measure needs every step's loss: no early exit
+            return (jnp.zeros(state[1][0].shape, bool),)
+        return period_tests(state[0], tuple(h[0] for h in history), state[1][0].dtype)
+
+    def label(self, state, state0, tests, k):
+        del state0, k
+        if self.sd_steps:  # traced by the engine, never reached: nothing is decided early
+            return jnp.zeros(tests[0].shape, jnp.int32)
+        return common_label(tests, jnp.full(tests[0].shape, CONVERGED))
+
+    def sd_result(self, acc):
+        """(trainable, score) from the sums carried in the state."""
+        _, _, total, inverse, last = acc
+        trainable = last / min(WINDOW, self.sd_steps) < 1
+        return trainable, jnp.where(trainable, -total, inverse)
+
+    def final_label(self, state, history, state0, k):
+        if self.sd_steps:
+            trainable, _ = self.sd_result(state[1])
+            return jnp.where(trainable, TRAINABLE, DIVERGED).astype(jnp.int32)
+        params0 = state0[0]
+        if self.every_step_offset:
+            params0 = (params0[0] + k["offset"], params0[1])
+        below = self.loss(state[0], k) < self.loss(params0, k)
+        rest = final_common_label(state[0], tuple(h[0] for h in history))
+        return jnp.where(below, TRAINABLE, rest).astype(jnp.int32)
+
+
+@dataclass(frozen=True)
+class MLPProblem:
+    width: int
+    activation: str
+    points: int
+    batch: int
+    seed: int
+    offset: float
+    offset_mode: str
+    measure: str
+    steps: int
+    eta: float
+
+    kind = KIND
+    class_names = CLASS_NAMES
+
+    @property
+    def kernel(self) -> MLPKernel:
+        sd_steps = self.steps if self.measure == "sd" else 0
+        every = self.offset_mode == "every_step"
+        return MLPKernel(self.width, self.activation, self.points, self.batch, self.seed, every, sd_steps)
+
+    def initial(self, coords: dict[str, np.ndarray], dtype):
+        """((W₀ + offset at init, W₁), sums) per pixel; hyper {lr0, lr1, offset}."""
+        size = next(iter(coords.values())).shape[0]
+        w0, w1, _, _ = instance(self.width, self.points, self.seed)
+        offset = np.broadcast_to(coords.get("offset", self.offset), (size,))
+        lr = coords.get("lr", self.eta)
+        hyper = {
+            "lr0": np.asarray(coords.get("lr0", lr), dtype),
+            "lr1": np.asarray(coords.get("lr1", lr), dtype),
+            "offset": np.asarray(offset if self.offset_mode == "every_step" else 0.0, dtype),
+        }
+        start = w0[..., None] + (offset if self.offset_mode == "init" else 0.0)
+        params = (np.broadcast_to(start, (*w0.shape, size)).astype(dtype), np.repeat(w1[:, None], size, 1).astype(dtype))
+        zeros = np.zeros(size, dtype)
+        acc = (zeros,) + ((zeros,) * 4 if self.measure == "sd" else ())
+        return (params, acc), hyper
+
+    def score(self, state) -> np.ndarray | None:
+        """His signed score per pixel (measure = "sd"), else None."""
+        if self.measure != "sd":
+            return None
+        _, score = self.kernel.sd_result(tuple(jnp.asarray(a) for a in state[1]))
+        return np.asarray(score, dtype=np.float64)
+
+
+def build(params: dict, gd: dict, plane: dict, view) -> MLPProblem:
+    """Validate the [problem] and [plane] parts of an mlp recipe and build the problem."""
+    from fractalgd.config import ConfigError
+
+    for key, allowed in (("activation", ACTIVATIONS), ("measure", MEASURES), ("offset_mode", ("init", "every_step"))):
+        if params[key] not in allowed:
+            raise ConfigError(f"problem.{key}: must be one of {', '.join(allowed)}, got '{params[key]}'")
+    width = params["width"]
+    if not 1 <= width <= 256:
+        raise ConfigError(f"problem.width: must be in 1..256, got {width}")
+    points = params["points"] or default_points(width, params["activation"])
+    if points < 1 or params["batch"] < 0:
+        raise ConfigError("problem.points must be >= 0 (0: automatic) and problem.batch >= 0 (0: full batch)")
+    if params["measure"] == "sd" and gd["steps"] < 2:
+        raise ConfigError("gd.steps: the sd measure needs at least 2 steps")
+    for key, axis in (("plane.x", view.x), ("plane.y", view.y)):
+        if axis.param not in COORDS:
+            raise ConfigError(f"{key}.param: '{axis.param}' is not a coordinate of '{KIND}' (known: {', '.join(COORDS)})")
+    names = {view.x.param, view.y.param}
+    if len(names) == 1 or ("lr" in names and names & {"lr0", "lr1"}):
+        raise ConfigError(f"plane.y.param: the axes '{view.x.param}' and '{view.y.param}' set the same learning rate")
+    if plane["base"] or plane["dir1"] or plane["dir2"]:
+        raise ConfigError("plane.base/dir1/dir2: not used by 'mlp' (its planes are lr0, lr1, lr, offset)")
+    return MLPProblem(
+        width,
+        params["activation"],
+        points,
+        params["batch"],
+        params["seed"],
+        params["offset"],
+        params["offset_mode"],
+        params["measure"],
+        gd["steps"],
+        gd["eta"],
+    )
