@@ -251,6 +251,14 @@ def config_from_dict(raw: dict) -> Config:
     plane["x"] = _resolve_axis("plane.x", axes_raw.get("x", {"min": -1.0, "max": 1.0}), default_x)
     plane["y"] = _resolve_axis("plane.y", axes_raw.get("y", {"min": -1.0, "max": 1.0}), default_y)
 
+    if gd["eta"] <= 0:
+        raise ConfigError(f"gd.eta: the step size must be > 0, got {gd['eta']}")
+    for key in ("x", "y"):  # swept step sizes and ridges must stay in their domain too
+        axis = plane[key]
+        if axis["scale"] == "linear" and axis["param"] in ("eta", "lam", "lr", "lr0", "lr1", "alpha"):
+            smallest = 0.0 if axis["param"] == "lam" else 1e-300
+            if axis["min"] < smallest:
+                raise ConfigError(f"plane.{key}.min: '{axis['param']}' must be {'>= 0' if smallest == 0 else '> 0'}, got {axis['min']}")
     engine = merge_table("engine", raw.get("engine", {}), DEFAULTS["engine"])
     if engine["block"] < 0:
         raise ConfigError(f"engine.block: must be >= 0 (0: the problem's preferred size), got {engine['block']}")

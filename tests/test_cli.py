@@ -65,6 +65,8 @@ BAD = [
     (["--set", "problem.kind=nope"], "problem.kind"),
     (["--set", "gd.dtype=float16"], "gd.dtype"),
     (["--set", "plane.x.param=w"], "plane.x.param"),
+    (["--set", "gd.eta=-1"], "gd.eta"),
+    (["--set", "plane.x={param='eta', min=-0.5, max=1.0}"], "plane.x.min"),
 ]
 
 
