@@ -11,6 +11,7 @@ from fractalgd.config import ConfigError, config_from_dict
 from fractalgd.engine import EngineOptions, run_batch
 from fractalgd.pipeline import render
 from fractalgd.problems import deep
+from fractalgd.problems import smallmat as sm
 from fractalgd.problems.base import FIRST_PROBLEM_CLASS, PERIOD2
 from fractalgd.problems.matrix import random_orthogonal
 
@@ -99,7 +100,7 @@ def test_learning_times(depth, alpha, table):
 def test_sylvester_rank_count_matches_eigenvalues():
     rng = np.random.default_rng(0)
     w = rng.normal(size=(4, 4, 300)) * rng.uniform(0, 1, size=(1, 4, 300)) ** 4
-    g = deep.mtm(w, w)
+    g = sm.matmul_tn(w, w)
     for t in (1e-4, 1e-2, 0.3):
         want = [(np.linalg.eigvalsh(g[..., p]) > t).sum() for p in range(300)]
         np.testing.assert_array_equal(np.asarray(deep.count_above(jnp.asarray(g), t)), want)

@@ -34,6 +34,7 @@ from fractalgd.problems.base import (
 )
 from fractalgd.problems.matrix import _target as _square_target
 from fractalgd.problems.matrix import random_orthogonal
+from fractalgd.problems import smallmat as sm
 
 KIND = "deep"
 PARAMS = {
@@ -56,38 +57,11 @@ def class_names(n: int) -> tuple[str, ...]:
     return (*COMMON_CLASSES, *(f"rank{r}" for r in range(n + 1)))
 
 
-# --- small-matrix algebra in the (n, n, P) layout, unrolled over the inner dimension -------------
-
-
-def mm(a, b):
-    """a @ b."""
-    out = a[:, 0, None] * b[None, 0, :]
-    for j in range(1, a.shape[1]):
-        out = out + a[:, j, None] * b[None, j, :]
-    return out
-
-
-def mtm(a, b):
-    """aᵀ @ b, without a transpose copy."""
-    out = a[0, :, None] * b[0, None, :]
-    for j in range(1, a.shape[0]):
-        out = out + a[j, :, None] * b[j, None, :]
-    return out
-
-
-def mmt(a, b):
-    """a @ bᵀ, without a transpose copy."""
-    out = a[:, None, 0] * b[None, :, 0]
-    for j in range(1, a.shape[1]):
-        out = out + a[:, None, j] * b[None, :, j]
-    return out
-
-
 def product(layers):
     """W = W_N ⋯ W₁ for layers (W₁, …, W_N)."""
     out = layers[0]
     for w in layers[1:]:
-        out = mm(w, out)
+        out = sm.matmul(w, out)
     return out
 
 
@@ -135,20 +109,20 @@ class DeepKernel:
     def step(self, state, k):
         prefix = [state[0]]  # prefix[j] = W_{j+1} ⋯ W₁
         for w in state[1:]:
-            prefix.append(mm(w, prefix[-1]))
+            prefix.append(sm.matmul(w, prefix[-1]))
         r = prefix[-1] - jnp.asarray(self.target, dtype=state[0].dtype)[:, :, None]
         out, suffix_t_r = [None] * self.depth, r  # suffix_t_r = (W_N ⋯ W_{j+1})ᵀ R
         for j in range(self.depth - 1, -1, -1):
-            grad = suffix_t_r if j == 0 else mmt(suffix_t_r, prefix[j - 1])
+            grad = suffix_t_r if j == 0 else sm.matmul_nt(suffix_t_r, prefix[j - 1])
             out[j] = state[j] - k["eta"] * grad
             if j:
-                suffix_t_r = mtm(state[j], suffix_t_r)
+                suffix_t_r = sm.matmul_tn(state[j], suffix_t_r)
         return tuple(out)
 
     def rank(self, state):
         """Numerical rank of W = W_N ⋯ W₁ (int32 per pixel)."""
         w = product(state)
-        return count_above(mtm(w, w), self.rank_threshold)
+        return count_above(sm.matmul_tn(w, w), self.rank_threshold)
 
     def decided(self, s, history, k):
         del k

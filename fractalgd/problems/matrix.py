@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
+from fractalgd.problems import smallmat as sm
 from fractalgd.problems.base import (
     COMMON_CLASSES,
     FIRST_PROBLEM_CLASS,
@@ -48,21 +49,12 @@ GAP_TOL = 1e-4  # loss − L* below GAP_TOL·(1 + ‖Y‖²) at a fixed point: a
 
 def residual(u, v, target):
     """R = UᵀV − Y, (k, k, P): Rᵢⱼ = Σₐ Uₐᵢ Vₐⱼ − Yᵢⱼ, unrolled over a."""
-    r = u[0, :, None] * v[0, None, :]
-    for a in range(1, u.shape[0]):
-        r = r + u[a, :, None] * v[a, None, :]
-    return r - jnp.asarray(target, dtype=u.dtype)[:, :, None]
+    return sm.matmul_tn(u, v) - jnp.asarray(target, dtype=u.dtype)[:, :, None]
 
 
 def grads(u, v, r):
     """(V Rᵀ, U R): the data-term gradients in U and V, unrolled over k (no transposes)."""
-    k = u.shape[1]
-    gu = v[:, None, 0] * r[None, :, 0]  # (V Rᵀ)ₐᵢ = Σⱼ Vₐⱼ Rᵢⱼ
-    gv = u[:, 0, None] * r[None, 0, :]  # (U R)ₐⱼ = Σᵢ Uₐᵢ Rᵢⱼ
-    for j in range(1, k):
-        gu = gu + v[:, None, j] * r[None, :, j]
-        gv = gv + u[:, j, None] * r[None, j, :]
-    return gu, gv
+    return sm.matmul_nt(v, r), sm.matmul(u, r)
 
 
 def _sq(x):

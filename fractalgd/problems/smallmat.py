@@ -19,6 +19,22 @@ def matmul(a, b):
     return out
 
 
+def matmul_tn(a, b):
+    """aᵀ @ b for (k, n, P), (k, m, P) → (n, m, P), without a transpose copy."""
+    out = a[0, :, None] * b[0, None, :]
+    for j in range(1, a.shape[0]):
+        out = out + a[j, :, None] * b[j, None, :]
+    return out
+
+
+def matmul_nt(a, b):
+    """a @ bᵀ for (n, k, P), (m, k, P) → (n, m, P), without a transpose copy."""
+    out = a[:, None, 0] * b[None, :, 0]
+    for j in range(1, a.shape[1]):
+        out = out + a[:, None, j] * b[None, :, j]
+    return out
+
+
 def matvec(a, x):
     """(n, k, P) · (k, P) → (n, P)."""
     out = a[:, 0] * x[0]
@@ -37,10 +53,7 @@ def vecmat(x, a):
 
 def gram(u):
     """(n, k, P) → U Uᵀ, (n, n, P)."""
-    out = u[:, None, 0] * u[None, :, 0]
-    for c in range(1, u.shape[1]):
-        out = out + u[:, None, c] * u[None, :, c]
-    return out
+    return matmul_nt(u, u)
 
 
 def numerical_rank(a, tol):
