@@ -276,6 +276,8 @@ def config_from_dict(raw: dict) -> Config:
         Axis(p["param"], p["min"], p["max"], p["scale"], n) for p, n in ((plane["x"], res[0]), (plane["y"], res[1]))
     )
     view = Plane(*axes)
+    if view.x.param == view.y.param:
+        raise ConfigError(f"plane.y.param: both axes sweep '{view.x.param}'")
     problem = module.build(problem_params, gd, plane, view)  # validates coordinates and lengths
     analysis = _analysis_table(raw.get("analysis", {}), problem.class_names)
     if "zoom" in raw:  # validated here too, so a typo in [zoom] also fails `fractalgd render`

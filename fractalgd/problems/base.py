@@ -146,6 +146,25 @@ def final_common_label(state, history):
     return jnp.where(long_step & ~contracting & ~drifting, BOUNDED, UNDECIDED).astype(jnp.int32)
 
 
+def check_axes(view, kind: str, allowed, note: str = "") -> None:
+    """Both plane axes must sweep coordinates the problem knows (ConfigError naming the axis)."""
+    from fractalgd.config import ConfigError
+
+    for key, axis in (("plane.x", view.x), ("plane.y", view.y)):
+        if axis.param not in allowed:
+            known = f"{note}; known: " if note else "known: "
+            known += ", ".join(allowed)
+            raise ConfigError(f"{key}.param: '{axis.param}' is not a coordinate of '{kind}' ({known})")
+
+
+def add_directions(theta: np.ndarray, coords: dict, dir1, dir2) -> np.ndarray:
+    """θ0 + a·D1 + b·D2 for the plane coordinates "a" and "b" that are present; θ0 is (size, pixels)."""
+    for name, direction in (("a", dir1), ("b", dir2)):
+        if name in coords:
+            theta = theta + np.asarray(direction)[:, None] * coords[name][None, :]
+    return theta
+
+
 def orthonormal_directions(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Two seeded, orthonormal Gaussian directions in R^size (Gram–Schmidt)."""
     rng = np.random.default_rng(seed)

@@ -27,6 +27,8 @@ import numpy as np
 from fractalgd.problems.base import (
     COMMON_CLASSES,
     FIRST_PROBLEM_CLASS,
+    add_directions,
+    check_axes,
     common_label,
     final_common_label,
     orthonormal_directions,
@@ -157,9 +159,7 @@ class CustomProblem:
         """θ₀ = template (or plane.base) + a·D1 + b·D2, entries set by the plane; hyper {eta, constants}."""
         size = next(iter(coords.values())).shape[0]
         theta = np.repeat(np.asarray(self.base, dtype=np.float64)[:, None], size, 1)
-        for name, direction in (("a", self.dir1), ("b", self.dir2)):
-            if name in coords:
-                theta += np.asarray(direction)[:, None] * coords[name][None, :]
+        theta = add_directions(theta, coords, self.dir1, self.dir2)
         for index, name in enumerate(coordinate_names(self.names, self.shapes)):
             if name in coords:
                 theta[index] = coords[name]
@@ -220,11 +220,7 @@ def build(params: dict, gd: dict, plane: dict, view) -> CustomProblem:
     size = base.size
     coords = coordinate_names(names, shapes)
     allowed = (*coords, "a", "b", "eta", *constants)
-    for key, axis in (("plane.x", view.x), ("plane.y", view.y)):
-        if axis.param not in allowed:
-            raise ConfigError(f"{key}.param: '{axis.param}' is not a coordinate of '{KIND}' (known: {', '.join(allowed)})")
-    if view.x.param == view.y.param:
-        raise ConfigError(f"plane.y.param: both axes sweep '{view.x.param}'")
+    check_axes(view, KIND, allowed)
     for key in ("base", "dir1", "dir2"):
         if plane[key] and len(plane[key]) != size:
             raise ConfigError(f"plane.{key}: needs {size} numbers (the template, flattened), got {len(plane[key])}")

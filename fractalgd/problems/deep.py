@@ -28,6 +28,8 @@ from fractalgd.problems.base import (
     COMMON_CLASSES,
     FIRST_PROBLEM_CLASS,
     UNDECIDED,
+    add_directions,
+    check_axes,
     common_label,
     final_common_label,
     period_tests,
@@ -179,9 +181,7 @@ class DeepProblem:
         count = len(next(iter(coords.values())))
         alpha = np.broadcast_to(np.asarray(coords.get("alpha", self.alpha), dtype=np.float64), (count,))
         theta = np.asarray(self.shape0)[:, None] * alpha[None, :]
-        for name, direction in (("a", self.dir1), ("b", self.dir2)):
-            if name in coords:
-                theta = theta + np.asarray(direction)[:, None] * coords[name][None, :]
+        theta = add_directions(theta, coords, self.dir1, self.dir2)
         layers = theta.reshape(self.depth, self.n, self.n, count).astype(dtype)
         hyper = {"eta": np.asarray(coords.get("eta", self.eta), dtype=dtype)}
         return tuple(layers), hyper
@@ -221,12 +221,7 @@ def build(params: dict, gd: dict, plane: dict, view) -> DeepProblem:
     if not np.any(target):
         raise ConfigError("problem.target: the target must not be zero (ranks are relative to σ₁)")
     allowed = ("alpha", "eta", "a", "b")
-    for key, axis in (("plane.x", view.x), ("plane.y", view.y)):
-        if axis.param not in allowed:
-            known = ", ".join(allowed)
-            raise ConfigError(f"{key}.param: '{axis.param}' is not a coordinate of '{KIND}' (known: {known})")
-    if view.x.param == view.y.param:
-        raise ConfigError(f"plane.y.param: both axes sweep '{view.x.param}'")
+    check_axes(view, KIND, allowed)
     size = depth * n * n
     for key in ("dir1", "dir2"):
         if plane[key] and len(plane[key]) != size:

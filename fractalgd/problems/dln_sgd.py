@@ -32,6 +32,8 @@ from fractalgd.problems.base import (
     COMMON_CLASSES,
     DIVERGED,
     FIRST_PROBLEM_CLASS,
+    add_directions,
+    check_axes,
     fixed_point_tests,
     orthonormal_directions,
     tree_sq_dist,
@@ -212,9 +214,7 @@ class DLNProblem:
         size = next(iter(coords.values())).shape[0]
         alpha = np.broadcast_to(coords.get("alpha", self.alpha), (size,))
         theta = self.instance.init.reshape(-1)[:, None] * alpha[None, :]
-        for name, direction in (("a", self.dir1), ("b", self.dir2)):
-            if name in coords:
-                theta = theta + np.asarray(direction)[:, None] * coords[name][None, :]
+        theta = add_directions(theta, coords, self.dir1, self.dir2)
         layers = theta.reshape(self.depth, self.d, self.d, size).astype(dtype)
         state = (tuple(layers), np.zeros(size, dtype=dtype))
         fixed = {"eta": self.eta, "lam": self.lam}
@@ -238,11 +238,7 @@ def build(params: dict, gd: dict, plane: dict, view) -> DLNProblem:
         raise ConfigError("problem.lam must be >= 0 and problem.rank_tol > 0")
     if len(instance(d, depth, params["target_rank"], params["observed"], params["seed"]).rows) == 0:
         raise ConfigError(f"problem.observed: {params['observed']} leaves no observed entry of a {d}×{d} matrix")
-    for key, axis in (("plane.x", view.x), ("plane.y", view.y)):
-        if axis.param not in COORDS:
-            raise ConfigError(f"{key}.param: '{axis.param}' is not a coordinate of '{KIND}' (known: {', '.join(COORDS)})")
-    if view.x.param == view.y.param:
-        raise ConfigError(f"plane.y.param: both axes sweep '{view.x.param}'")
+    check_axes(view, KIND, COORDS)
     size = depth * d * d
     for key in ("dir1", "dir2"):
         if plane[key] and len(plane[key]) != size:

@@ -31,6 +31,8 @@ from fractalgd.problems import smallmat as sm
 from fractalgd.problems.base import (
     COMMON_CLASSES,
     FIRST_PROBLEM_CLASS,
+    add_directions,
+    check_axes,
     common_label,
     final_common_label,
     orthonormal_directions,
@@ -144,9 +146,7 @@ class MatrixProblem:
         n = len(next(iter(coords.values())))
         d, k = self.d, self.k
         theta = np.broadcast_to(np.asarray(self.base, dtype=np.float64)[:, None], (len(self.base), n)).copy()
-        for name, direction in (("a", self.dir1), ("b", self.dir2)):
-            if name in coords:
-                theta += np.asarray(direction)[:, None] * coords[name][None, :]
+        theta = add_directions(theta, coords, self.dir1, self.dir2)
         if self.init == "directions":
             u, v = theta[: d * k].reshape(d, k, n), theta[d * k :].reshape(d, k, n)
         else:
@@ -209,12 +209,7 @@ def build(params: dict, gd: dict, plane: dict, view) -> MatrixProblem:
     target = _target(params, k)
     size = 2 * d * k if init == "directions" else 2 * k
     allowed = ("a", "b", *HYPER) + (("u0", "v0") if init != "directions" else ())
-    for key, axis in (("plane.x", view.x), ("plane.y", view.y)):
-        if axis.param not in allowed:
-            known = ", ".join(allowed)
-            raise ConfigError(f"{key}.param: '{axis.param}' is not a coordinate of '{KIND}' (init '{init}'; known: {known})")
-    if view.x.param == view.y.param:
-        raise ConfigError(f"plane.y.param: both axes sweep '{view.x.param}'")
+    check_axes(view, KIND, allowed, f"init '{init}'")
     what = "2·d·k (U row-major, then V)" if init == "directions" else "2·k (column scales of U, then of V)"
     for key in ("base", "dir1", "dir2"):
         if plane[key] and len(plane[key]) != size:

@@ -36,6 +36,7 @@ from fractalgd.problems.base import (
     COMMON_CLASSES,
     DIVERGED,
     FIRST_PROBLEM_CLASS,
+    check_axes,
     common_label,
     final_common_label,
     period_tests,
@@ -262,11 +263,9 @@ def build(params: dict, gd: dict, plane: dict, view) -> MLPProblem:
         raise ConfigError("problem.points must be >= 0 (0: automatic) and problem.batch >= 0 (0: full batch)")
     if params["measure"] == "sd" and gd["steps"] < 2:
         raise ConfigError("gd.steps: the sd measure needs at least 2 steps")
-    for key, axis in (("plane.x", view.x), ("plane.y", view.y)):
-        if axis.param not in COORDS:
-            raise ConfigError(f"{key}.param: '{axis.param}' is not a coordinate of '{KIND}' (known: {', '.join(COORDS)})")
+    check_axes(view, KIND, COORDS)
     names = {view.x.param, view.y.param}
-    if len(names) == 1 or ("lr" in names and names & {"lr0", "lr1"}):
+    if "lr" in names and names & {"lr0", "lr1"}:  # (equal axes are refused by the config already)
         raise ConfigError(f"plane.y.param: the axes '{view.x.param}' and '{view.y.param}' set the same learning rate")
     if plane["base"] or plane["dir1"] or plane["dir2"]:
         raise ConfigError("plane.base/dir1/dir2: not used by 'mlp' (its planes are lr0, lr1, lr, offset)")

@@ -18,6 +18,8 @@ import numpy as np
 from fractalgd.problems.base import (
     COMMON_CLASSES,
     FIRST_PROBLEM_CLASS,
+    add_directions,
+    check_axes,
     common_label,
     final_common_label,
     orthonormal_directions,
@@ -117,9 +119,7 @@ class ScalarProblem:
             theta[0] = coords["u0"]
         if "v0" in coords:
             theta[1] = coords["v0"]
-        for name, direction in (("a", self.dir1), ("b", self.dir2)):
-            if name in coords:
-                theta += np.asarray(direction)[:, None] * coords[name][None, :]
+        theta = add_directions(theta, coords, self.dir1, self.dir2)
         state = (theta[:d].astype(dtype), theta[d:].astype(dtype))
         fixed = {"eta": self.eta, "lam": self.lam, "y": self.y}
         hyper = {k: np.asarray(coords.get(k, fixed[k]), dtype=dtype) for k in HYPER}
@@ -140,11 +140,7 @@ def build(params: dict, gd: dict, plane: dict, view) -> ScalarProblem:
     if params["lam"] < 0:
         raise ConfigError(f"problem.lam: the ridge must be >= 0, got {params['lam']}")
     allowed = ("a", "b", *HYPER) + (("u0", "v0") if d == 1 else ())
-    for key, axis in (("plane.x", view.x), ("plane.y", view.y)):
-        if axis.param not in allowed:
-            raise ConfigError(f"{key}.param: '{axis.param}' is not a coordinate of '{KIND}' (known: {', '.join(allowed)})")
-    if view.x.param == view.y.param:
-        raise ConfigError(f"plane.y.param: both axes sweep '{view.x.param}'")
+    check_axes(view, KIND, allowed)
     for key in ("base", "dir1", "dir2"):
         if plane[key] and len(plane[key]) != 2 * d:
             raise ConfigError(f"plane.{key}: needs 2·dim = {2 * d} numbers (u then v), got {len(plane[key])}")

@@ -28,6 +28,8 @@ from fractalgd.problems import smallmat as sm
 from fractalgd.problems.base import (
     COMMON_CLASSES,
     FIRST_PROBLEM_CLASS,
+    add_directions,
+    check_axes,
     common_label,
     final_common_label,
     orthonormal_directions,
@@ -159,9 +161,7 @@ class SensingProblem:
         init = instance(self.n, self.r, self.rank, self.m, self.seed).init.reshape(-1)
         alpha = np.broadcast_to(coords.get("alpha", self.alpha), (size,))
         theta = np.asarray(self.base)[:, None] + init[:, None] * alpha[None, :]
-        for name, direction in (("a", self.dir1), ("b", self.dir2)):
-            if name in coords:
-                theta = theta + np.asarray(direction)[:, None] * coords[name][None, :]
+        theta = add_directions(theta, coords, self.dir1, self.dir2)
         u0 = theta.reshape(self.n, self.rank, size).astype(dtype)
         return u0, {"eta": np.asarray(coords.get("eta", self.eta), dtype=dtype)}
 
@@ -179,11 +179,7 @@ def build(params: dict, gd: dict, plane: dict, view) -> SensingProblem:
         raise ConfigError(f"problem.n: at most 16 (the step is unrolled over n), got {params['n']}")
     if not params["tol"] > 0:
         raise ConfigError(f"problem.tol: must be > 0, got {params['tol']}")
-    for key, axis in (("plane.x", view.x), ("plane.y", view.y)):
-        if axis.param not in COORDS:
-            raise ConfigError(f"{key}.param: '{axis.param}' is not a coordinate of '{KIND}' (known: {', '.join(COORDS)})")
-    if view.x.param == view.y.param:
-        raise ConfigError(f"plane.y.param: both axes sweep '{view.x.param}'")
+    check_axes(view, KIND, COORDS)
     size = params["n"] * params["rank"]
     for key in ("base", "dir1", "dir2"):
         if plane[key] and len(plane[key]) != size:
