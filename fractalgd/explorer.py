@@ -8,7 +8,7 @@ labels with `fractalgd render`. Everything here returns or raises (`RequestError
 input, `Superseded` for a cancelled render); `fractalgd.serve` turns that into HTTP.
 
 Cancellation: each client id has a generation counter; a new render request takes the next
-generation, and a render checks between tiles (`fractalgd.pipeline.render_pixels`) that its
+generation, and a render checks between tiles (`fractalgd.pipeline.render` with a raising progress callback) that its
 generation is still the newest, so one superseded by a newer request of the same client stops
 early. One engine run at a time over all clients (the engine already uses every device).
 """
@@ -22,13 +22,14 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image, PngImagePlugin
 
 from fractalgd.config import Config, ConfigError, apply_overrides, config_from_dict, dump_toml
 from fractalgd.io import RECIPE_CHUNK
-from fractalgd.pipeline import render_pixels
+from fractalgd.pipeline import render
 from fractalgd.render import class_colors, colorize
 
 MAX_SIDE = 4096  # pixels per image side (4096² is the paper's final resolution, anchors.md §1.3)
@@ -251,21 +252,21 @@ class Explorer:
 
     def _run(self, config: Config, client: str, gen: int):
         """The engine over all pixels, tile by tile, stopping when `gen` is superseded."""
-        height, width = config.plane.shape
-        total = height * width
-        labels = np.empty(total, dtype=np.uint8)
-        steps = np.empty(total, dtype=np.int32)
-        executed = 0
-        for start in range(0, total, self.tile):
+
+        def stop_if_superseded():
             if self.current(client) != gen:
                 raise Superseded(f"render {gen} of client {client} superseded")
-            stop = min(start + self.tile, total)
-            result = render_pixels(config, start, stop)
-            labels[start:stop], steps[start:stop] = result.labels, result.steps
-            executed += result.executed_pixel_steps
+
+        def after_tile(done: int, total: int) -> None:
             if self.on_tile is not None:
-                self.on_tile(client, gen, stop, total)
-        return labels.reshape(height, width), steps.reshape(height, width), executed
+                self.on_tile(client, gen, done, total)
+            if done < total:
+                stop_if_superseded()
+
+        stop_if_superseded()
+        # The pipeline's own tile loop; [analysis] is the explorer's "D of this view" request instead.
+        result = render(replace(config, analysis=None), progress=after_tile, tile=self.tile)
+        return result.labels, result.steps, result.meta["pixel_steps"]
 
     def labels(self, render_id) -> tuple[np.ndarray, tuple]:
         """(labels, class names) of a recent render."""

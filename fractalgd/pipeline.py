@@ -66,15 +66,21 @@ def render_pixels(config: Config, start: int, stop: int):
     return run_batch(config.problem.kernel, state, hyper, engine_options(config), devices=jax.local_devices())
 
 
-def render(config: Config, progress: Callable[[int, int], None] | None = None) -> RenderResult:
-    """Render the recipe's plane; `progress(done_pixels, total_pixels)` is called after each tile."""
+def render(
+    config: Config, progress: Callable[[int, int], None] | None = None, tile: int | None = None
+) -> RenderResult:
+    """Render the recipe's plane; `progress(done_pixels, total_pixels)` is called after each tile.
+
+    `tile` (pixels per engine call, default `[engine] tile`) changes no label, only how often
+    `progress` hears back; a `progress` that raises stops the render between tiles.
+    """
     height, width = config.plane.shape
     total = height * width
     labels = np.empty(total, dtype=np.uint8)
     steps = np.empty(total, dtype=np.int32)
     executed = 0
     start_time = time.perf_counter()
-    tile = config.engine.tile
+    tile = tile or config.engine.tile
     score_of, scores = getattr(config.problem, "score", None), None
     for start in range(0, total, tile):
         stop = min(start + tile, total)
