@@ -23,6 +23,9 @@ test: setup
 test-all: setup
 	$(PY) -m pytest -q -m ""
 
+lint: setup
+	$(VENV)/bin/ruff check fractalgd tests benchmarks examples
+
 bench: setup
 	$(VENV)/bin/fractalgd bench --json outputs/bench.json
 

@@ -14,10 +14,8 @@ import time
 import jax
 import numpy as np
 
-import fractalgd  # noqa: F401
-from fractalgd.bench import CASES, FLOP_PER_STEP, gemm_peak, grid
 from fractalgd.engine import EngineOptions, run_batch
-from fractalgd.problems import scalar
+from fractalgd.studies.bench import CASES, FLOP_PER_STEP, gemm_peak, grid, recipe_problem
 
 
 def timed(fn, repeats=5):
@@ -36,7 +34,7 @@ def main(n: int = 4096) -> None:
     for dtype in ("float32", "float64"):
         floor = FLOP_PER_STEP * n * n * 1000 / gemm_peak(np.dtype(dtype))
         for case, (eta, lam) in CASES.items():
-            problem = scalar.ScalarProblem(1.0, lam, 1, eta, (0.0, 0.0), (1.0, 0.0), (0.0, 1.0))
+            problem = recipe_problem({"kind": "scalar", "y": 1.0, "lam": lam}, eta, ("u0", "v0"))
             state, hyper = problem.initial(coords, np.dtype(dtype))
             results = {}
             for backend in ("xla", "pallas"):

@@ -1,37 +1,37 @@
-"""fractalgd: GPU-accelerated renderer of the basins of attraction of gradient descent."""
+"""fractalgd: GPU-accelerated renderer of the basins of attraction of gradient descent.
 
-import os
-import sys
+Importing the package is quiet: it changes no JAX or XLA setting (64-bit types are switched on
+only inside fractalgd's own calls, see `fractalgd.core.jaxenv`), and the public names below load
+on first use. For one XLA CPU device per core, as the CLI uses, call `fractalgd.use_all_cores()`
+before anything imports jax.
+"""
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
+import importlib
 
-def _configure_host_devices() -> None:
-    # One single-threaded XLA CPU device per core is faster and far steadier than XLA's intra-op
-    # threading on small blocks (perf-baseline.md §5). The flag must be set before jax is imported;
-    # it only affects the host platform, so GPU runs are untouched.
-    if "jax" in sys.modules:
-        return
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" not in flags:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={cores or 1}".strip()
+from fractalgd.core.jaxenv import use_all_cores
+from fractalgd.core.version import __version__
 
+# Public name → the module that defines it (imported on first access, PEP 562).
+_PUBLIC = {
+    "Axis": "fractalgd.core.plane",
+    "Plane": "fractalgd.core.plane",
+    "View": "fractalgd.core.plane",
+    "ConfigError": "fractalgd.core.errors",
+    "Config": "fractalgd.config",
+    "load_config": "fractalgd.config",
+    "config_from_dict": "fractalgd.config",
+    "get_problem": "fractalgd.problems",
+    "EngineOptions": "fractalgd.engine",
+    "EngineResult": "fractalgd.engine",
+    "run_batch": "fractalgd.engine",
+    "RenderResult": "fractalgd.pipeline",
+    "render": "fractalgd.pipeline",
+    "save_render": "fractalgd.output",
+}
 
-_configure_host_devices()
-
-import jax  # noqa: E402
-
-jax.config.update("jax_enable_x64", True)  # float64 renders are a first-class option
-
-from fractalgd.config import Config, ConfigError, load_config  # noqa: E402
-from fractalgd.engine import EngineOptions, EngineResult, run_batch  # noqa: E402
-from fractalgd.io import save_render  # noqa: E402
-from fractalgd.pipeline import RenderResult, render  # noqa: E402
-from fractalgd.plane import Axis, Plane  # noqa: E402
-from fractalgd.problems import get_problem  # noqa: E402
-
-__all__ = [
+__all__ = [  # noqa: F822 (most names load on first access, see __getattr__)
     "Axis",
     "Config",
     "ConfigError",
@@ -39,10 +39,25 @@ __all__ = [
     "EngineResult",
     "Plane",
     "RenderResult",
+    "View",
     "__version__",
+    "config_from_dict",
     "get_problem",
     "load_config",
     "render",
     "run_batch",
     "save_render",
+    "use_all_cores",
 ]
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fractalgd' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -14,20 +14,19 @@ import sys
 
 import numpy as np
 import pytest
+from fractal_sets import disk, half_plane, koch_curve, newton_basins, sierpinski, smooth_two_class, three_sectors
+from helpers import p1_config
 from typer.testing import CliRunner
 
-from fractal_sets import disk, half_plane, koch_curve, newton_basins, sierpinski, smooth_two_class, three_sectors
 from fractalgd.analysis import AnalysisError
 from fractalgd.analysis.boundary import boundary_mask, sd_edges
 from fractalgd.analysis.boxcount import box_count, box_sizes, sd_box_count, sd_dimension
 from fractalgd.analysis.entropy import basin_entropy, wada_merge
-from fractalgd.analysis.report import analyze
-from fractalgd.analysis.uncertainty import uncertainty_exponent
 from fractalgd.cli import app
 from fractalgd.config import ConfigError
-from fractalgd.io import save_render
-from fractalgd.pipeline import render
-from helpers import p1_config
+from fractalgd.output import save_render
+from fractalgd.pipeline import analyze, render
+from fractalgd.pipeline.uncertainty import uncertainty_exponent
 
 runner = CliRunner()
 LOG3_LOG2 = math.log(3) / math.log(2)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from fractalgd.cli import app
 from fractalgd.config import config_from_dict, load_config
-from fractalgd.io import read_recipe
+from fractalgd.output import read_recipe
 from fractalgd.pipeline import render
 
 runner = CliRunner()
@@ -104,7 +104,7 @@ def test_info():
 def test_every_shipped_config_renders_small(tmp_path):
     from pathlib import Path
 
-    from fractalgd.sweep import load_sweep
+    from fractalgd.studies.sweep import load_sweep
 
     small = ["plane.resolution=[16,16]", "gd.steps=20"]
     for path in sorted(Path("configs").glob("*.toml")):

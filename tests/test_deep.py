@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from fractalgd.config import ConfigError, config_from_dict
+from fractalgd.core.classes import FIRST_PROBLEM_CLASS, PERIOD2
 from fractalgd.engine import EngineOptions, run_batch
 from fractalgd.pipeline import render
 from fractalgd.problems import deep
 from fractalgd.problems import smallmat as sm
-from fractalgd.problems.base import FIRST_PROBLEM_CLASS, PERIOD2
 from fractalgd.problems.matrix import random_orthogonal
 
 

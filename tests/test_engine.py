@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from fractalgd import engine
 from fractalgd.engine import EngineOptions, run_batch
+from fractalgd.engine import xla as engine
 from fractalgd.pipeline import render
 from fractalgd.problems import scalar
 from tests.helpers import p1_config
@@ -64,7 +64,7 @@ def test_new_parameter_values_do_not_recompile():
         render(cfg)
     assert engine._compiled.cache_info().currsize == 1
     devices = tuple(jax.devices())[: min(len(jax.devices()), 2)]  # 1024 pixels = 2 blocks of 512
-    opts = replace(engine_options(cfg), block=engine.DEFAULT_BLOCK)  # as run_batch resolves it for P1
+    opts = replace(engine_options(cfg), block=cfg.problem.kernel.block)  # as run_batch resolves it
     fn = engine._compiled(cfg.problem.kernel, opts, devices, engine.default_batch_blocks(devices))
     assert engine._compiled.cache_info().hits >= 1
     assert fn._cache_size() == 1

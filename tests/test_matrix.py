@@ -79,7 +79,7 @@ def test_critical_step_size_is_the_minimum_over_columns():
     # η*(U0, V0) = minᵢ η*(uᵢ, vᵢ; yᵢ) (papers.md §1.6, P1 Thm 1 per column): GD converges to a
     # global minimizer at 0.98·η* and does not at 1.02·η*.
     rng = np.random.default_rng(5)
-    d, k, n, m = 6, 2, 40, 3
+    d, k, n = 6, 2, 40
     q, cu, cv, u, v = block_orthogonal_init(rng, d, k, n)
     pairs = np.array([(1.0, -0.7), (2.0, 1.0), (-0.7, 2.0)])  # (y₁, y₂): one target per group
     group = np.arange(n) % len(pairs)

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from fractalgd.colour import signed_cdf
 from fractalgd.problems import mlp
-from fractalgd.render import signed_cdf
 
 PHI = {"tanh": lambda z: jnp.tanh(z * np.sqrt(2)), "relu": lambda z: jax.nn.relu(z) * np.sqrt(2), "identity": lambda z: z}
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fractalgd import engine
-from fractalgd.engine import EngineOptions, run_batch
-from fractalgd.pallas_engine import run_batch_pallas
-from fractalgd.problems import scalar
+from fractalgd.config import config_from_dict
+from fractalgd.engine import EngineOptions, run_batch, uses_pallas
+from fractalgd.engine.pallas import run_batch_pallas
 
 
 def p1_grid(n, lam, eta, dtype):
     x = (np.arange(n) - (n - 1) / 2) * (6.0 / n)
     u, v = np.meshgrid(x, x[::-1])
-    problem = scalar.ScalarProblem(1.0, lam, 1, eta, (0.0, 0.0), (1.0, 0.0), (0.0, 1.0))
+    recipe = {"problem": {"kind": "scalar", "y": 1.0, "lam": lam}, "gd": {"eta": eta}}
+    problem = config_from_dict(recipe).problem
     return problem.kernel, *problem.initial({"u0": u.ravel(), "v0": v.ravel()}, np.dtype(dtype))
 
 
@@ -32,8 +32,8 @@ def test_pallas_interpret_matches_xla(dtype, eta, lam):
 
 
 def test_kernel_selection():
-    assert engine.uses_pallas("auto", "gpu") and engine.uses_pallas("pallas", "cpu")
-    assert not engine.uses_pallas("auto", "cpu") and not engine.uses_pallas("xla", "gpu")
+    assert uses_pallas("auto", "gpu") and uses_pallas("pallas", "cpu")
+    assert not uses_pallas("auto", "cpu") and not uses_pallas("xla", "gpu")
 
 
 def test_backend_pallas_through_run_batch_on_cpu():

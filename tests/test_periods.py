@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fractalgd.core.classes import BOUNDED, PERIOD2, PERIOD4, UNDECIDED
 from fractalgd.engine import EngineOptions, run_batch
 from fractalgd.problems import matrix, scalar
-from fractalgd.problems.base import BOUNDED, PERIOD2, PERIOD4, UNDECIDED
 from fractalgd.problems.matrix import MatrixKernel, random_orthogonal
 
 K_SUPERSTABLE = 3 / np.sqrt(2) - 1

@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from fractalgd.core.classes import DIVERGED, PERIOD2
 from fractalgd.engine import EngineOptions, run_batch
 from fractalgd.pipeline import render
 from fractalgd.problems import scalar
-from fractalgd.problems.base import DIVERGED, PERIOD2
 from tests.helpers import p1_config, touches_other_label
 
 

@@ -19,13 +19,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fractalgd.cli import app
+from fractalgd.colour import class_colors
 from fractalgd.config import config_from_dict
-from fractalgd.explorer import Explorer, RequestError, Superseded, view_config
-from fractalgd.io import RECIPE_CHUNK
+from fractalgd.explorer.server import make_server
+from fractalgd.explorer.session import Explorer, RequestError, Superseded, view_config
+from fractalgd.output import RECIPE_CHUNK
 from fractalgd.pipeline import render
 from fractalgd.problems import scalar
-from fractalgd.render import class_colors
-from fractalgd.serve import make_server
 from tests.helpers import p1_config
 
 RES = 64
@@ -201,7 +201,7 @@ def test_exported_recipe_renders_to_the_same_labels_with_the_cli(server, tmp_pat
 
 
 def test_zoom_recipe_follows_the_keyframes(server, tmp_path):
-    from fractalgd.zoom import load_zoom
+    from fractalgd.studies.zoom import load_zoom
 
     keyframes = [FULL, {"x": {"center": 1.5, "width": 2.0}, "y": {"center": 1.5, "width": 2.0}},
                  {"x": {"center": 1.52, "width": 0.3}, "y": {"center": 1.49, "width": 0.3}}]  # fmt: skip

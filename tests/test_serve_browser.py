@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from fractalgd.cli import app
-from fractalgd.explorer import view_config
+from fractalgd.explorer.server import make_server
+from fractalgd.explorer.session import view_config
 from fractalgd.pipeline import render
-from fractalgd.serve import make_server
 from tests.helpers import p1_config
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -165,7 +165,7 @@ def test_export_recipe_renders_to_the_same_labels(page, server, tmp_path, monkey
 
 
 def test_keyframes_download_as_a_zoom_recipe(page, tmp_path):
-    from fractalgd.zoom import load_zoom
+    from fractalgd.studies.zoom import load_zoom
 
     page.click("#keyframe")
     before = seq(page)

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from fractalgd.cli import app
 from fractalgd.config import ConfigError
-from fractalgd.distributed import ProcessInfo
-from fractalgd.sweep import load_sweep, run_sweep, sweep_from_dict
+from fractalgd.studies.sweep import load_sweep, run_sweep, sweep_from_dict
+from fractalgd.tiled.distributed import ProcessInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -112,7 +112,7 @@ def test_lambda_turns_the_boundary_fractal(tmp_path):
 # Runs the CLI with a pause after every finished point, so a kill lands after exactly k points.
 SLOW_CLI = """
 import sys, time
-import fractalgd.sweep_report as report
+import fractalgd.studies.sweep_report as report
 publish = report.publish
 def slow(*a, **k):
     out = publish(*a, **k)
@@ -158,9 +158,9 @@ def test_changed_recipe_redoes_the_points(tmp_path):
 
 WORKER = """
 import json, sys
-from fractalgd.distributed import initialize
+from fractalgd.tiled.distributed import initialize
 info = initialize()
-from fractalgd.sweep import load_sweep, run_sweep
+from fractalgd.studies.sweep import load_sweep, run_sweep
 run = run_sweep(load_sweep(sys.argv[1]), sys.argv[2], process=info)
 print(json.dumps({"index": info.index, "via": info.via, "computed": run.computed}))
 """

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fractalgd.distributed import ProcessInfo
+from fractalgd.colour import colorize
 from fractalgd.pipeline import render
-from fractalgd.render import colorize
-from fractalgd.tiles import recipe_hash, render_tiled, tile_grid, use_tiled, work_dir
+from fractalgd.tiled.distributed import ProcessInfo
+from fractalgd.tiled.tiles import render_tiled, tile_grid, use_tiled, work_dir
 from tests.helpers import p1_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +82,7 @@ def test_preview_and_png_tiles(tmp_path, single_shot):
 def test_other_recipe_is_not_mixed_in(tmp_path, single_shot):
     """Tiles of another recipe in the same directory are never read: hashes differ."""
     other = p1_config(plane={"resolution": [W, H]}, gd={"steps": 400, "eta": 0.9}, engine={"disk_tile": 64})
-    assert recipe_hash(other) != recipe_hash(small(disk_tile=64))
+    assert other.recipe_hash != small(disk_tile=64).recipe_hash
     partial = render_tiled(other, tmp_path / "r", process=ProcessInfo(0, 2))  # half the tiles, not assembled
     assert not partial.assembled and len(list(work_dir(tmp_path / "r").glob("tile-*"))) == 6
     run = render_tiled(small(disk_tile=64), tmp_path / "r")
@@ -93,7 +93,7 @@ def test_other_recipe_is_not_mixed_in(tmp_path, single_shot):
 # Runs the CLI with a pause after every tile file, so a kill lands after exactly k tiles.
 SLOW_CLI = """
 import sys, time
-import fractalgd.tiles as tiles
+import fractalgd.tiled.tiles as tiles
 write = tiles.TileStore.write
 def slow(self, *a, **k):
     write(self, *a, **k)
@@ -178,9 +178,9 @@ def test_unwritable_output_directory(tmp_path):
 
 WORKER = """
 import json, sys
-from fractalgd.distributed import initialize
+from fractalgd.tiled.distributed import initialize
 info = initialize()
-from fractalgd.tiles import render_tiled
+from fractalgd.tiled.tiles import render_tiled
 from tests.helpers import p1_config
 cfg = p1_config(plane={"resolution": [200, 168]}, gd={"steps": 400}, engine={"disk_tile": 64})
 run = render_tiled(cfg, sys.argv[1], process=info)
@@ -219,9 +219,11 @@ def test_two_processes_cover_every_tile_once(tmp_path, single_shot):
 
 DEVICES = """
 import json, os
-import fractalgd, jax, numpy as np
-from fractalgd import engine
-from fractalgd.pipeline import render_pixels
+import fractalgd
+fractalgd.use_all_cores()  # what the CLI does first
+import jax, numpy as np
+from fractalgd.engine import xla as engine
+from fractalgd.pipeline import run_range
 from tests.helpers import p1_config
 used = []
 compiled = engine._compiled
@@ -234,7 +236,7 @@ def spy(*args):
     return run
 engine._compiled = spy
 cfg = p1_config(plane={"resolution": [64, 64]}, gd={"steps": 50})
-render_pixels(cfg, 0, 64 * 64)
+run_range(cfg, 0, 64 * 64)
 print(json.dumps({"devices": len(jax.devices()), "cores": len(os.sched_getaffinity(0)), "used": used}))
 """
 

@@ -9,7 +9,7 @@ from fractalgd.cli import app
 from fractalgd.config import load_config
 from fractalgd.engine import run_batch
 from fractalgd.pipeline import engine_options, render
-from fractalgd.trace import effective_rank, trace_pixel
+from fractalgd.studies.trace import effective_rank, trace_pixel
 
 runner = CliRunner()
 SMALL = ["gd.steps=300", "gd.dtype=float64"]

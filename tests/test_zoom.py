@@ -10,23 +10,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from fractalgd import pipeline
 from fractalgd.cli import app
-from fractalgd.config import ConfigError, load_config
-from fractalgd.render import colorize
-from fractalgd.video import compose_frame, frame_views, keyframe_pyramid, render_frames, write_video
-from fractalgd.zoom import (
-    MIN_ULPS,
-    View,
-    ZoomSpec,
-    frame_position,
-    interpolate,
-    keyframe_dtype,
-    next_center,
-    parse_zoom,
-    pixel_ulps,
-    render_keyframes,
-)
+from fractalgd.colour import colorize
+from fractalgd.config import ConfigError, ZoomSpec, load_config, parse_zoom
+from fractalgd.core.plane import View
+from fractalgd.core.precision import MIN_ULPS, pixel_ulps
+from fractalgd.core.precision import resolvable_dtype as keyframe_dtype
+from fractalgd.pipeline import pixels
+from fractalgd.studies.video import compose_frame, frame_views, keyframe_pyramid, render_frames, write_video
+from fractalgd.studies.zoom import frame_position, interpolate, next_center, render_keyframes
 
 TINY = {"resolution": [32, 32], "keyframes": 4, "frames_per_doubling": 3, "fps": 10}
 
@@ -157,13 +149,13 @@ class Interrupt(Exception):
 
 def counting_engine(monkeypatch):
     calls = []
-    real = pipeline.run_batch
+    real = pixels.run_batch
 
     def run_batch(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "run_batch", run_batch)
+    monkeypatch.setattr(pixels, "run_batch", run_batch)
     return calls
 
 

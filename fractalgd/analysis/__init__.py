@@ -1,10 +1,11 @@
 """Fractal analysis of label images: boundaries, box counting, uncertainty exponent, basin entropy, Wada.
 
-Everything here but `report.fit_plot`/`report.write_report` is a pure function of plain integer or
-boolean arrays (the uncertainty exponent re-runs the engine from a config, and touches no files).
+Everything here is a pure function of plain integer or boolean arrays: no engine, no files (the
+uncertainty exponent, which re-runs the engine, is `fractalgd.pipeline.uncertainty`; the report's
+files are `fractalgd.output.analysis_files`).
 """
 
-from fractalgd.config import ConfigError
+from fractalgd.core.errors import ConfigError
 
 
 class AnalysisError(ConfigError):

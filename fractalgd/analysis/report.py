@@ -1,15 +1,13 @@
 """One call for every estimate on a label image, and the files `fractalgd analyze` writes.
 
-`analyze` is pure (arrays in, a JSON-ready dict out; `method="uncertainty"` re-runs the engine).
-`fit_plot`, `write_report` and `load_input` are the only functions here that touch files.
+`analyze` is pure: arrays in, a JSON-ready dict out. `method="uncertainty"` re-runs the engine
+through the function it is given (`fractalgd.pipeline.analyze` passes it); files are written by
+`fractalgd.output.analysis_files`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -70,6 +68,7 @@ def analyze(
     uncertainty_options: dict | None = None,
     wada_r: int = 2,
     progress=None,
+    uncertainty_fn=None,
 ) -> dict:
     """Every estimate on one label image, as a JSON-ready dict.
 
@@ -83,6 +82,8 @@ def analyze(
             (D = 2 − α; needs `config`, re-runs the engine).
         config: the render's Config (only for method="uncertainty").
         box_options, uncertainty_options: keyword arguments for `box_count` / `uncertainty_exponent`.
+        uncertainty_fn: the engine re-run of method="uncertainty" (`fractalgd.pipeline.uncertainty_exponent`;
+            this module runs no engine).
 
     Returns:
         dict with `dimension`, `stderr`, `fit_range`, `method`, `curve` (the curve of the chosen
@@ -151,9 +152,9 @@ def analyze(
         chosen = {"dimension": sd.dimension, "stderr": sd.stderr, "fit_range": list(sd.fit_range)}
         curve = {key: sd_dict[key] for key in ("sizes", "counts", "local_slopes")}
     else:
-        from fractalgd.analysis.uncertainty import uncertainty_exponent
-
-        unc = uncertainty_exponent(config, classes=pair, progress=progress, **(uncertainty_options or {}))
+        if uncertainty_fn is None:
+            raise AnalysisError("method 'uncertainty' re-runs the engine: call fractalgd.pipeline.analyze")
+        unc = uncertainty_fn(config, classes=pair, progress=progress, **(uncertainty_options or {}))
         chosen = {"dimension": unc["dimension"], "stderr": unc["stderr"], "fit_range": unc["fit_range"]}
         curve = {key: unc[key] for key in ("epsilons", "fractions", "uncertain")}
         result["alpha"] = unc["alpha"]
@@ -161,113 +162,3 @@ def analyze(
     result = {**chosen, **result, "curve": curve, "warnings": warnings}
     _check_finite(result)
     return result
-
-
-def analyze_render(labels, config) -> dict:
-    """The [analysis] table of a render's recipe, run on its labels: the result, or {"error": why}."""
-    spec = config.analysis
-    try:
-        return analyze(
-            labels, config.problem.class_names, classes=list(spec.classes) or None, box=spec.box,
-            method=spec.method, config=config,
-        )  # fmt: skip
-    except AnalysisError as error:  # a render is still worth keeping when its boundary cannot be measured
-        return {"error": str(error), "method": spec.method}
-
-
-def fit_plot(result: dict, path) -> Path:
-    """PNG of the chosen method's curve: log N vs log s (or f vs ε) with the fit, and the local slopes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    path = Path(path)
-    curve = result["curve"]
-    dim, err = result["dimension"], result["stderr"]
-    uncertainty = result["method"] == "uncertainty"
-    if uncertainty:
-        x, y = np.asarray(curve["epsilons"]), np.asarray(curve["fractions"])
-        slope, xlabel, ylabel = 2.0 - dim, "ε (fraction of the view)", "f(ε), uncertain fraction"
-    else:
-        x, y = np.asarray(curve["sizes"], dtype=float), np.asarray(curve["counts"], dtype=float)
-        slope, xlabel, ylabel = -dim, "box size s (px)", "N(s), boxes"
-    lo, hi = result["fit_range"]
-    inside = (x >= lo) & (x <= hi) & (y > 0)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
-    left.loglog(x, y, "o", color="0.3", label="measured")
-    if inside.any():
-        intercept = np.mean(np.log(y[inside]) - slope * np.log(x[inside]))
-        xs = np.geomspace(lo, hi, 50)
-        left.loglog(xs, np.exp(intercept) * xs**slope, "-", color="C3", label=f"fit: D = {dim:.3f} ± {err:.3f}")
-    left.set(xlabel=xlabel, ylabel=ylabel, title=f"{result['method']}: classes {result['classes']}")
-    left.legend()
-    positive = y > 0
-    local = -np.gradient(np.log(y[positive]), np.log(x[positive])) * (-1 if uncertainty else 1)
-    right.semilogx(x[positive], 2 - local if uncertainty else local, "o-", color="0.3", label="local estimate of D")
-    right.axhspan(dim - err, dim + err, color="C3", alpha=0.25, label="D ± stderr")
-    right.axvspan(lo, hi, color="C0", alpha=0.08, label="fit range")
-    right.set(xlabel=xlabel, ylabel="local D", title="local slopes")
-    right.legend()
-    if not uncertainty:  # box sizes read better as plain pixel counts
-        for axis in (left.xaxis, right.xaxis):
-            axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-            axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
-
-
-def load_input(path) -> tuple[np.ndarray, list[str], object, Path]:
-    """(labels, class names, config or None, default analysis.json path) of a render directory or a .npy file."""
-    from fractalgd.config import ConfigError, config_from_dict, load_config
-
-    path = Path(path)
-    if path.is_dir():
-        if not (path / "labels.npy").is_file():
-            raise AnalysisError(f"'{path}' is not a render directory (no labels.npy)")
-        labels = _load_npy(path / "labels.npy")
-        names, config, recipe = [str(i) for i in range(int(labels.max()) + 1)], None, None
-        meta_path = path / "meta.json"
-        if meta_path.is_file():
-            meta = json.loads(meta_path.read_text())
-            given = meta.get("class_names", {})
-            names = [given.get(str(i), str(i)) for i in range(max(len(given), len(names)))]
-            recipe = meta.get("config")
-        try:  # the recipe is only needed by method="uncertainty", which says so when it is missing
-            if (path / "recipe.toml").is_file():
-                config = load_config(path / "recipe.toml")
-            elif meta_path.is_file() and recipe is not None:
-                config = config_from_dict(recipe)
-        except ConfigError:
-            config = None
-        return labels, names, config, path / "analysis.json"
-    if path.suffix == ".npy" and path.is_file():
-        labels = _load_npy(path)
-        return labels, [str(i) for i in range(int(labels.max()) + 1)], None, path.with_name("analysis.json")
-    raise AnalysisError(f"'{path}': expected a render directory or a 2-D .npy label array")
-
-
-def _load_npy(path: Path) -> np.ndarray:
-    try:
-        labels = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise AnalysisError(f"'{path}' is not a readable .npy array: {error}") from None
-    labels = as_labels(labels)
-    if labels.size and labels.min() < 0:
-        raise AnalysisError(f"'{path}': class ids must be >= 0, got {int(labels.min())}")
-    return labels
-
-
-def write_report(result: dict, json_path) -> tuple[Path, Path]:
-    """Write analysis.json (atomically) and the fit plot next to it (same name, .png)."""
-    from fractalgd.io import write_json_atomic
-
-    json_path = Path(json_path)
-    write_json_atomic(json_path, result)
-    return json_path, fit_plot(result, json_path.with_suffix(".png"))

@@ -1,44 +1,261 @@
-"""What every problem shares: the common class ids, tolerances, and the problem contract.
+"""The problem and kernel contracts, and the decisions every problem shares.
 
-To add a problem, write one module in `fractalgd/problems/` with
+A problem is two objects:
 
-- a frozen, hashable *kernel* dataclass holding only what changes the compiled program (sizes),
-  with pure methods `prepare(hyper) -> coeffs`, `step(state, coeffs) -> state`,
-  `decided(s, history, coeffs) -> tuple of bool arrays` (cheap, run at every check; `history`
-  is (θ_{t−1}, …, θ_{t−h}) with h the kernel's `history` attribute, default 2) and
-  `label(s, s0, tests, coeffs) -> int32 class ids` (run when a pixel is newly decided), all
-  elementwise over the trailing pixel axis of every array; optionally
-  `final_label(s, history, s0, coeffs) -> int32` for pixels still undecided after T steps
-  (default: UNDECIDED);
-- a *problem* class built from the `[problem]` table, which knows the class names, the plane
-  coordinates it accepts, and turns per-pixel coordinates into `(state0, hyper)`;
+- a **Problem** (one per recipe; `Problem` below): built from the recipe by `from_recipe`, it
+  knows its class names and the plane coordinates it accepts (with their domains), and turns
+  per-pixel coordinates into `(state0, hyper)`. Everything a plane may sweep (step size, ridge,
+  initial point) travels as arrays in `state0`/`hyper`, so new values never recompile.
+- its **Kernel** (`Kernel` below; `problem.kernel`): a frozen, hashable dataclass holding only
+  what changes the compiled program (sizes, constants), with pure functions elementwise over the
+  trailing pixel axis of every array. The engine calls nothing else.
 
-and register it in `fractalgd/problems/__init__.py`. Everything the plane may sweep (step size,
-ridge, initial point) travels as arrays in `hyper`/`state`, so new values never recompile.
+Optional capabilities are declared by inheriting an interface, and callers test them with
+`isinstance` (never by probing attributes): `HasLoss` (the loss per pixel), `HasMatrix` (the
+matrix whose singular values `trace` plots), `HasRank` (a rank readout), `HasScore` (a scalar
+readout drawn instead of the classes).
 
-The common classes come for free: `period_tests(s, history, dtype)` is a complete `decided`
-(diverged, converged, period2, and period4 when h ≥ 4), `common_label(tests, converged_label)`
-turns its tests into class ids, and `final_common_label(s, history)` is a complete
-`final_label` (bounded or undecided).
+To add a problem:
+
+1. write `fractalgd/problems/<kind>.py` with a `Kernel` subclass (implement `step`, and
+   `converged_label` or `label`; override the rest only where the defaults do not fit) and a
+   `Problem` subclass (`kind`, `defaults`, `default_axes`, `from_recipe`, `coordinates`,
+   `class_names`, `kernel`, `initial`), plus the analytic results the tests check;
+2. add one line to `REGISTRY` in `fractalgd/problems/__init__.py`;
+3. add `configs/<kind>.toml` (every shipped config is rendered by the tests) and tests that
+   check mathematics (the step against `jax.grad` of the loss, known limits and thresholds).
+
+`scalar.py` (P1) is the smallest complete example.
 """
 
 from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
 
 import jax.numpy as jnp
 import numpy as np
 from jax import tree_util
 
-# Class ids shared by every problem; problem-specific classes start at FIRST_PROBLEM_CLASS.
-UNDECIDED = 0  # no decision within the step budget (e.g. still converging, slowly, at T)
-DIVERGED = 1  # non-finite, or the parameter norm left every bounded region
-PERIOD2 = 2  # ‖θ_{t} − θ_{t−2}‖ tiny while ‖θ_t − θ_{t−1}‖ is not: a stable 2-cycle
-PERIOD4 = 3  # ‖θ_{t} − θ_{t−4}‖ tiny while ‖θ_t − θ_{t−2}‖ is not: a stable 4-cycle
-BOUNDED = 4  # finite at T, no period found, still taking long steps that neither contract nor drift
-FIRST_PROBLEM_CLASS = 5
-COMMON_CLASSES = ("undecided", "diverged", "period2", "period4", "bounded")
+from fractalgd.core.classes import BOUNDED, DIVERGED, PERIOD2, PERIOD4, UNDECIDED
+from fractalgd.core.errors import ConfigError
 
 DIVERGENCE_BOUND = 1e12  # on ‖θ‖²; beyond it every problem here only grows
 BOUNDED_STEP = 1e-2  # a step longer than this, relative to √(1 + ‖θ‖²), is not a slow transient
+
+# Domains of plane coordinates: what a linear axis's lower bound must satisfy.
+REAL, POSITIVE, NONNEGATIVE = "real", "positive", "nonnegative"
+
+
+# --- the recipe context a problem is built from ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecipeContext:
+    """What `Problem.from_recipe` may read besides its own [problem] table."""
+
+    eta: float  # gd.eta, the step size where the plane does not sweep it
+    steps: int  # gd.steps
+    dtype: str  # gd.dtype
+    base: tuple[float, ...]  # plane.base (empty: the problem's default)
+    dir1: tuple[float, ...]  # plane.dir1 (empty: seeded)
+    dir2: tuple[float, ...]
+    seed: int  # plane.seed, of the seeded directions
+    axes: tuple[str, str]  # the swept coordinates (plane.x.param, plane.y.param)
+
+
+def plane_vectors(ctx: RecipeContext, size: int, what: str, base_default=None, base_used: bool = True):
+    """(θ0, D1, D2) of the plane θ0 + a·D1 + b·D2 in R^size, from plane.base/dir1/dir2.
+
+    Given vectors must have `size` numbers (`what` says which, in the error); missing directions
+    are seeded orthonormal Gaussians (`plane.seed`), a missing base is `base_default` (zeros).
+    With `base_used=False` a given base is an error (the problem builds θ0 itself).
+    """
+    if ctx.base and not base_used:
+        raise ConfigError("plane.base: not used by this problem (its base point comes from its own parameters)")
+    for key in ("base", "dir1", "dir2"):
+        given = getattr(ctx, key)
+        if given and len(given) != size:
+            raise ConfigError(f"plane.{key}: needs {what} = {size} numbers, got {len(given)}")
+    seeded = orthonormal_directions(size, ctx.seed) if size > 1 else (np.ones(1), np.ones(1))
+    base = ctx.base or (tuple(base_default) if base_default is not None else (0.0,) * size)
+    return tuple(float(v) for v in base), tuple(ctx.dir1 or seeded[0]), tuple(ctx.dir2 or seeded[1])
+
+
+@dataclass(frozen=True)
+class PlaneInit:
+    """The one initializer of flat parameter planes: θ0 = base + α·pattern + a·D1 + b·D2.
+
+    Coordinates of the plane: "a" and "b" along D1, D2; "alpha" scales `pattern` (absent: not a
+    coordinate, the pattern is not used); a name in `entries` sets those flat entries of θ.
+    Everything is float64 (size, pixels); the problem casts and reshapes.
+    """
+
+    base: tuple[float, ...]
+    dir1: tuple[float, ...]
+    dir2: tuple[float, ...]
+    pattern: tuple[float, ...] = ()
+    alpha: float = 0.0
+    entries: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    def theta(self, coords: dict[str, np.ndarray]) -> np.ndarray:
+        n = len(next(iter(coords.values())))
+        theta = np.broadcast_to(np.asarray(self.base, dtype=np.float64)[:, None], (len(self.base), n)).copy()
+        if self.pattern:
+            alpha = np.broadcast_to(np.asarray(coords.get("alpha", self.alpha), dtype=np.float64), (n,))
+            theta = theta + np.asarray(self.pattern)[:, None] * alpha[None, :]
+        for name, direction in (("a", self.dir1), ("b", self.dir2)):
+            if name in coords:
+                theta = theta + np.asarray(direction)[:, None] * coords[name][None, :]
+        for name, index in self.entries:
+            if name in coords:
+                theta[list(index)] = coords[name]
+        return theta
+
+
+def orthonormal_directions(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two seeded, orthonormal Gaussian directions in R^size (Gram–Schmidt)."""
+    rng = np.random.default_rng(seed)
+    d1 = rng.standard_normal(size)
+    d1 /= np.linalg.norm(d1)
+    d2 = rng.standard_normal(size)
+    d2 -= d1 * (d1 @ d2)
+    d2 /= np.linalg.norm(d2)
+    return d1, d2
+
+
+def hyper_arrays(coords: dict[str, np.ndarray], fixed: dict[str, float], dtype) -> dict[str, np.ndarray]:
+    """Per-pixel hyperparameters: the plane's coordinate where it sweeps one, else the recipe value."""
+    return {key: np.asarray(coords.get(key, value), dtype=dtype) for key, value in fixed.items()}
+
+
+# --- the kernel contract --------------------------------------------------------------------------
+
+
+class Kernel(ABC):
+    """The compiled part of a problem: pure, elementwise functions over the trailing pixel axis.
+
+    Subclasses are frozen dataclasses (hashable: the engine caches compiled programs by kernel).
+    The engine runs, per block of `block` pixels: `coeffs = prepare(hyper)`, then chunks of
+    `step`; after each chunk `decided(θ_t, history, coeffs)` (history = (θ_{t−1}, …, θ_{t−h}),
+    h = `history`), `label` for newly decided pixels, and `final_label` at T for the rest.
+
+    To implement: `step`, and either `converged_label` (then the common classes come for free)
+    or `label`. Override `theta` when the state carries more than the parameters (counters,
+    running sums): decisions and traces then see θ only.
+    """
+
+    history: ClassVar[int] = 4  # past iterates the decision test needs (period 4: θ_{t−4})
+    block: ClassVar[int] = 512  # pixels per early-exit block (2 numbers a pixel like wide blocks)
+
+    def prepare(self, hyper: dict) -> dict:
+        """Per-block coefficients from the hyperparameters (arrays of shape () or (pixels,))."""
+        return dict(hyper)
+
+    @abstractmethod
+    def step(self, state, coeffs):
+        """One GD step: state → state (same structure, shapes and dtype)."""
+
+    def theta(self, state):
+        """The parameters θ within the state (default: the whole state)."""
+        return state
+
+    def decided(self, state, history, coeffs) -> tuple:
+        """Cheap test at every check: (diverged, converged, period2[, period4]) boolean arrays."""
+        del coeffs
+        theta = self.theta(state)
+        return period_tests(theta, tuple(self.theta(h) for h in history), tree_dtype(theta))
+
+    def converged_label(self, state, state0, coeffs):
+        """Class ids (int32) of converged pixels, e.g. which minimizer; only used by the default `label`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement converged_label or label")
+
+    def label(self, state, state0, tests, coeffs):
+        """Class ids (int32) from `decided`'s tests; evaluated only when some pixel is newly decided."""
+        return common_label(tests, self.converged_label(state, state0, coeffs))
+
+    def final_label(self, state, history, state0, coeffs):
+        """Class ids (int32) of pixels still undecided at T: `bounded` or `undecided` by default."""
+        del state0, coeffs
+        return final_common_label(self.theta(state), tuple(self.theta(h) for h in history))
+
+
+# --- the problem contract -------------------------------------------------------------------------
+
+
+class Problem(ABC):
+    """One recipe's problem: what the plane does not sweep is fixed here (see the module docstring)."""
+
+    kind: ClassVar[str]
+    defaults: ClassVar[dict]  # the [problem] keys with their defaults (their types are checked)
+    default_axes: ClassVar[tuple[str, str]]  # plane.x.param and plane.y.param when not given
+
+    @classmethod
+    @abstractmethod
+    def from_recipe(cls, params: dict, ctx: RecipeContext) -> Problem:
+        """Validate `params` (the [problem] table, defaults filled in) and build; ConfigError names the key."""
+
+    @abstractmethod
+    def coordinates(self) -> dict[str, str]:
+        """The plane coordinates this problem accepts, each with its domain (REAL, POSITIVE, NONNEGATIVE)."""
+
+    @property
+    @abstractmethod
+    def class_names(self) -> tuple[str, ...]:
+        """Class names indexed by class id (the common ones first)."""
+
+    @property
+    @abstractmethod
+    def kernel(self) -> Kernel:
+        """The compiled part."""
+
+    @abstractmethod
+    def initial(self, coords: dict[str, np.ndarray], dtype) -> tuple:
+        """(state0, hyper) for pixels with plane coordinates `coords` (name → float64 array)."""
+
+
+class HasLoss(ABC):
+    """Capability: the loss per pixel."""
+
+    @abstractmethod
+    def loss(self, state, hyper):
+        """L(θ) per pixel, (pixels,)."""
+
+
+class HasMatrix(ABC):
+    """Capability: a matrix made of the parameters (UᵀV, W_N⋯W₁, UUᵀ, …), for singular values over time."""
+
+    @abstractmethod
+    def product(self, state):
+        """The matrix per pixel, (m, m', pixels)."""
+
+    def target(self) -> np.ndarray | None:
+        """The matrix the product should approach (float64), or None."""
+        return None
+
+
+class HasRank(ABC):
+    """Capability: the numerical rank readout of the matrix, as a singular-value threshold."""
+
+    @abstractmethod
+    def rank_sigma(self) -> float:
+        """Singular values above this count towards the rank."""
+
+
+class HasScore(ABC):
+    """Capability: a scalar readout per pixel, drawn instead of the classes when present."""
+
+    @abstractmethod
+    def score(self, state) -> np.ndarray | None:
+        """(pixels,) float64 from the final state, or None when this recipe has no score."""
+
+
+# --- decisions every problem shares ---------------------------------------------------------------
+
+
+def tree_dtype(tree):
+    return tree_util.tree_leaves(tree)[0].dtype
 
 
 def convergence_tol(dtype) -> float:
@@ -54,8 +271,9 @@ def fixed_point_tests(sq_norm, step_sq, two_step_sq, dtype):
     """Common decisions from ‖θ_t‖², ‖θ_t − θ_{t−1}‖² and ‖θ_t − θ_{t−2}‖².
 
     Returns (diverged, converged, period2) boolean arrays. A fixed point needs a step below
-    tol·max(‖θ‖, tol); the cycle test is relative to 1 + ‖θ‖². A 2-cycle needs its one-step distance 1000× above the tolerance, so an orbit
-    converging with a multiplier close to −1 is not mistaken for a cycle.
+    tol·max(‖θ‖, tol); the cycle test is relative to 1 + ‖θ‖². A 2-cycle needs its one-step
+    distance 1000× above the tolerance, so an orbit converging with a multiplier close to −1 is
+    not mistaken for a cycle.
     """
     tol = convergence_tol(dtype)
     scale = 1.0 + sq_norm
@@ -93,7 +311,7 @@ def tree_sq_dist(a, b):
 
 
 def period_tests(state, history, dtype):
-    """A complete `decided`: (diverged, converged, period2[, period4]) from θ_t and its history.
+    """The default `decided`: (diverged, converged, period2[, period4]) from θ_t and its history.
 
     Period 4 is tested when the kernel keeps h ≥ 4 past iterates: ‖θ_t − θ_{t−4}‖ below the
     cycle tolerance while ‖θ_t − θ_{t−2}‖ is 1000× above it (so 2-cycles and fixed points, which
@@ -123,7 +341,7 @@ def common_label(tests, converged_label):
 
 
 def final_common_label(state, history):
-    """A complete `final_label`: BOUNDED or UNDECIDED for a pixel that reached T undecided.
+    """The default `final_label`: BOUNDED or UNDECIDED for a pixel that reached T undecided.
 
     `bounded` means the orbit keeps moving and turning: its last step is long
     (‖Δ₁‖ > BOUNDED_STEP·√(1 + ‖θ‖²), Δⱼ = θ_{t−j+1} − θ_{t−j}), the step lengths do not
@@ -146,31 +364,13 @@ def final_common_label(state, history):
     return jnp.where(long_step & ~contracting & ~drifting, BOUNDED, UNDECIDED).astype(jnp.int32)
 
 
-def check_axes(view, kind: str, allowed, note: str = "") -> None:
-    """Both plane axes must sweep coordinates the problem knows (ConfigError naming the axis)."""
-    from fractalgd.config import ConfigError
-
-    for key, axis in (("plane.x", view.x), ("plane.y", view.y)):
-        if axis.param not in allowed:
-            known = f"{note}; known: " if note else "known: "
-            known += ", ".join(allowed)
-            raise ConfigError(f"{key}.param: '{axis.param}' is not a coordinate of '{kind}' ({known})")
+def check_positive(params: dict, *keys: str) -> None:
+    """Integer [problem] keys that must be ≥ 1."""
+    for key in keys:
+        if params[key] < 1:
+            raise ConfigError(f"problem.{key}: must be a positive integer, got {params[key]}")
 
 
-def add_directions(theta: np.ndarray, coords: dict, dir1, dir2) -> np.ndarray:
-    """θ0 + a·D1 + b·D2 for the plane coordinates "a" and "b" that are present; θ0 is (size, pixels)."""
-    for name, direction in (("a", dir1), ("b", dir2)):
-        if name in coords:
-            theta = theta + np.asarray(direction)[:, None] * coords[name][None, :]
-    return theta
-
-
-def orthonormal_directions(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two seeded, orthonormal Gaussian directions in R^size (Gram–Schmidt)."""
-    rng = np.random.default_rng(seed)
-    d1 = rng.standard_normal(size)
-    d1 /= np.linalg.norm(d1)
-    d2 = rng.standard_normal(size)
-    d2 -= d1 * (d1 @ d2)
-    d2 /= np.linalg.norm(d2)
-    return d1, d2
+def check_choice(params: dict, key: str, allowed) -> None:
+    if params[key] not in allowed:
+        raise ConfigError(f"problem.{key}: unknown {key} '{params[key]}' (known: {', '.join(allowed)})")

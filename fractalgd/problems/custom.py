@@ -24,29 +24,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fractalgd.core.classes import COMMON_CLASSES, FIRST_PROBLEM_CLASS
+from fractalgd.core.errors import ConfigError
+from fractalgd.core.jaxenv import with_x64
 from fractalgd.problems.base import (
-    COMMON_CLASSES,
-    FIRST_PROBLEM_CLASS,
-    add_directions,
-    check_axes,
-    common_label,
-    final_common_label,
-    orthonormal_directions,
-    period_tests,
+    POSITIVE,
+    REAL,
+    HasLoss,
+    Kernel,
+    PlaneInit,
+    Problem,
+    RecipeContext,
+    hyper_arrays,
+    plane_vectors,
     tree_sq_dist,
 )
 
-KIND = "custom"
-PARAMS = {"loss": "", "params": {}, "constants": {}, "minima": [], "min_tol": 1e-3}
-DEFAULT_AXES = ("a", "b")
 CONVERGED = FIRST_PROBLEM_CLASS
 
 
 def class_names(n_minima: int) -> tuple[str, ...]:
     return (*COMMON_CLASSES, "converged", *(f"min{k}" for k in range(n_minima)))
-
-
-CLASS_NAMES = class_names(0)
 
 
 def load_function(spec: str):
@@ -72,7 +70,7 @@ def load_function(spec: str):
 
 
 @dataclass(frozen=True)
-class CustomKernel:
+class CustomKernel(Kernel):
     """The compiled part: the user's function, the template's names and shapes, the minima."""
 
     fn: object
@@ -80,11 +78,6 @@ class CustomKernel:
     shapes: tuple[tuple[int, ...], ...]
     minima: tuple[tuple[float, ...], ...]
     min_tol: float
-
-    history = 4
-
-    def prepare(self, hyper):
-        return dict(hyper)
 
     def _loss(self, params, consts):
         return self.fn(params, **consts)
@@ -95,23 +88,16 @@ class CustomKernel:
         grad = jax.vmap(jax.grad(self._loss), in_axes=(-1, axes), out_axes=-1)(state, consts)
         return {name: state[name] - k["eta"] * grad[name] for name in self.names}
 
-    def decided(self, state, history, k):
-        del k
-        return period_tests(state, history, state[self.names[0]].dtype)
-
-    def label(self, state, state0, tests, k):
+    def converged_label(self, state, state0, k):
+        """`min{k}` within min_tol·(1 + ‖m‖) of listed minimum k, else `converged`."""
         del state0, k
-        converged_label = jnp.full(tests[0].shape, CONVERGED, jnp.int32)
+        converged_label = jnp.full(state[self.names[0]].shape[-1:], CONVERGED, jnp.int32)
         for index, minimum in enumerate(self.minima):
             point = unflatten(np.asarray(minimum), self.names, self.shapes)
             target = {n: jnp.asarray(v, state[n].dtype)[..., None] for n, v in point.items()}
             near = tree_sq_dist(state, target) < self.min_tol**2 * (1 + float(np.dot(minimum, minimum)))
             converged_label = jnp.where(near, FIRST_PROBLEM_CLASS + 1 + index, converged_label)
-        return common_label(tests, converged_label)
-
-    def final_label(self, state, history, state0, k):
-        del state0, k
-        return final_common_label(state, history)
+        return converged_label
 
 
 def unflatten(flat: np.ndarray, names, shapes) -> dict[str, np.ndarray]:
@@ -132,45 +118,7 @@ def coordinate_names(names, shapes) -> list[str]:
     return out
 
 
-@dataclass(frozen=True)
-class CustomProblem:
-    fn: object
-    names: tuple[str, ...]
-    shapes: tuple[tuple[int, ...], ...]
-    base: tuple[float, ...]
-    dir1: tuple[float, ...]
-    dir2: tuple[float, ...]
-    constants: tuple[tuple[str, float], ...]
-    minima: tuple[tuple[float, ...], ...]
-    min_tol: float
-    eta: float
-
-    kind = KIND
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return class_names(len(self.minima))
-
-    @property
-    def kernel(self) -> CustomKernel:
-        return CustomKernel(self.fn, self.names, self.shapes, self.minima, self.min_tol)
-
-    def initial(self, coords: dict[str, np.ndarray], dtype):
-        """θ₀ = template (or plane.base) + a·D1 + b·D2, entries set by the plane; hyper {eta, constants}."""
-        size = next(iter(coords.values())).shape[0]
-        theta = np.repeat(np.asarray(self.base, dtype=np.float64)[:, None], size, 1)
-        theta = add_directions(theta, coords, self.dir1, self.dir2)
-        for index, name in enumerate(coordinate_names(self.names, self.shapes)):
-            if name in coords:
-                theta[index] = coords[name]
-        state = {n: v.astype(dtype) for n, v in unflatten(theta, self.names, self.shapes).items()}
-        fixed = {"eta": self.eta, **dict(self.constants)}
-        return state, {n: np.asarray(coords.get(n, v), dtype=dtype) for n, v in fixed.items()}
-
-
 def _template(raw) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...], np.ndarray]:
-    from fractalgd.config import ConfigError
-
     if not isinstance(raw, dict) or not raw:
         raise ConfigError("problem.params: expected a table of parameters, e.g. params = {x = -1.0, y = 2.0}")
     names, shapes, values = [], [], []
@@ -187,24 +135,85 @@ def _template(raw) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...], np.nda
     return tuple(names), tuple(shapes), np.concatenate(values)
 
 
-def build(params: dict, gd: dict, plane: dict, view) -> CustomProblem:
-    """Import the loss, check it on the template (a scalar, differentiable), build the problem."""
-    from fractalgd.config import ConfigError
+@dataclass(frozen=True)
+class CustomProblem(Problem, HasLoss):
+    fn: object
+    names: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    plane_init: PlaneInit  # θ0 = template (or plane.base) + a·D1 + b·D2; template entries set by the plane
+    constants: tuple[tuple[str, float], ...]
+    minima: tuple[tuple[float, ...], ...]
+    min_tol: float
+    eta: float
 
-    spec = params["loss"]
-    if not spec:
-        raise ConfigError("problem.loss: missing; give 'package.module:function' (see configs/custom-example.toml)")
-    names, shapes, base = _template(params["params"])
-    constants = params["constants"]
-    if not isinstance(constants, dict) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in constants.values()
-    ):
-        raise ConfigError(f"problem.constants: expected a table of numbers, got {constants!r}")
+    kind = "custom"
+    defaults = {"loss": "", "params": {}, "constants": {}, "minima": [], "min_tol": 1e-3}
+    default_axes = ("a", "b")
+
+    @classmethod
+    def from_recipe(cls, params: dict, ctx: RecipeContext) -> CustomProblem:
+        """Import the loss, check it on the template (a scalar, differentiable), build the problem."""
+        spec = params["loss"]
+        if not spec:
+            raise ConfigError("problem.loss: missing; give 'package.module:function' (see configs/custom-example.toml)")
+        names, shapes, base = _template(params["params"])
+        constants = params["constants"]
+        if not isinstance(constants, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in constants.values()
+        ):
+            raise ConfigError(f"problem.constants: expected a table of numbers, got {constants!r}")
+        fn = _import_loss(spec)
+        _check_on_template(fn, spec, unflatten(base, names, shapes), constants)
+        size = base.size
+        minima = params["minima"]
+        for index, minimum in enumerate(minima):
+            if not isinstance(minimum, list) or len(minimum) != size:
+                raise ConfigError(f"problem.minima[{index}]: needs {size} numbers (the template, flattened)")
+        if not params["min_tol"] > 0:
+            raise ConfigError(f"problem.min_tol: must be > 0, got {params['min_tol']}")
+        base, dir1, dir2 = plane_vectors(ctx, size, "the template's size (flattened)", base_default=base.tolist())
+        entries = tuple((name, (i,)) for i, name in enumerate(coordinate_names(names, shapes)))
+        return cls(
+            fn, names, shapes, PlaneInit(base, dir1, dir2, entries=entries),
+            tuple((n, float(v)) for n, v in constants.items()),
+            tuple(tuple(float(v) for v in m) for m in minima), params["min_tol"], ctx.eta,
+        )  # fmt: skip
+
+    def coordinates(self) -> dict[str, str]:
+        entries = dict.fromkeys(coordinate_names(self.names, self.shapes), REAL)
+        return entries | {"a": REAL, "b": REAL, "eta": POSITIVE} | dict.fromkeys(dict(self.constants), REAL)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return class_names(len(self.minima))
+
+    @property
+    def kernel(self) -> CustomKernel:
+        return CustomKernel(self.fn, self.names, self.shapes, self.minima, self.min_tol)
+
+    def initial(self, coords: dict[str, np.ndarray], dtype):
+        """θ₀ = template (or plane.base) + a·D1 + b·D2, entries set by the plane; hyper {eta, constants}."""
+        theta = self.plane_init.theta(coords)
+        state = {n: v.astype(dtype) for n, v in unflatten(theta, self.names, self.shapes).items()}
+        return state, hyper_arrays(coords, {"eta": self.eta, **dict(self.constants)}, dtype)
+
+    def loss(self, state, hyper):
+        consts = {name: jnp.asarray(v) for name, v in hyper.items() if name != "eta"}
+        axes = {name: (0 if jnp.ndim(v) else None) for name, v in consts.items()}
+        return jax.vmap(self.kernel._loss, in_axes=(-1, axes))(state, consts)
+
+
+def _import_loss(spec: str):
     try:
-        fn = load_function(spec)
+        return load_function(spec)
     except Exception as error:  # any import failure is the user's input: one line
         raise ConfigError(f"problem.loss: cannot import '{spec}': {type(error).__name__}: {error}") from None
-    template = {n: jnp.asarray(v) for n, v in unflatten(base, names, shapes).items()}
+
+
+@with_x64
+def _check_on_template(fn, spec: str, template: dict, constants: dict) -> None:
+    """The loss must return a float scalar on the template and be differentiable there."""
+    template = {n: jnp.asarray(v) for n, v in template.items()}
     consts = {n: jnp.asarray(float(v)) for n, v in constants.items()}
     try:
         value = fn(template, **consts)
@@ -216,30 +225,3 @@ def build(params: dict, gd: dict, plane: dict, view) -> CustomProblem:
         raise ConfigError(f"problem.loss: '{spec}' failed on the parameter template: {message[:300]}") from None
     if shape != () or not jnp.issubdtype(jnp.result_type(value), jnp.floating):
         raise ConfigError(f"problem.loss: '{spec}' must return a float scalar, got shape {shape}")
-
-    size = base.size
-    coords = coordinate_names(names, shapes)
-    allowed = (*coords, "a", "b", "eta", *constants)
-    check_axes(view, KIND, allowed)
-    for key in ("base", "dir1", "dir2"):
-        if plane[key] and len(plane[key]) != size:
-            raise ConfigError(f"plane.{key}: needs {size} numbers (the template, flattened), got {len(plane[key])}")
-    minima = params["minima"]
-    for index, minimum in enumerate(minima):
-        if not isinstance(minimum, list) or len(minimum) != size:
-            raise ConfigError(f"problem.minima[{index}]: needs {size} numbers (the template, flattened)")
-    if not params["min_tol"] > 0:
-        raise ConfigError(f"problem.min_tol: must be > 0, got {params['min_tol']}")
-    seeded = orthonormal_directions(size, plane["seed"]) if size > 1 else (np.ones(1), np.ones(1))
-    return CustomProblem(
-        fn,
-        names,
-        shapes,
-        tuple(plane["base"] or base.tolist()),
-        tuple(plane["dir1"] or seeded[0]),
-        tuple(plane["dir2"] or seeded[1]),
-        tuple((n, float(v)) for n, v in constants.items()),
-        tuple(tuple(float(v) for v in m) for m in minima),
-        params["min_tol"],
-        gd["eta"],
-    )

@@ -24,33 +24,25 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
-from fractalgd.problems.base import (
-    COMMON_CLASSES,
-    FIRST_PROBLEM_CLASS,
-    UNDECIDED,
-    add_directions,
-    check_axes,
-    common_label,
-    final_common_label,
-    period_tests,
-)
-from fractalgd.problems.matrix import _target as _square_target
-from fractalgd.problems.matrix import random_orthogonal
+from fractalgd.core.classes import COMMON_CLASSES, FIRST_PROBLEM_CLASS, UNDECIDED
+from fractalgd.core.errors import ConfigError
 from fractalgd.problems import smallmat as sm
+from fractalgd.problems.base import (
+    POSITIVE,
+    REAL,
+    HasLoss,
+    HasMatrix,
+    HasRank,
+    Kernel,
+    PlaneInit,
+    Problem,
+    RecipeContext,
+    check_choice,
+    hyper_arrays,
+    plane_vectors,
+)
+from fractalgd.problems.matrix import random_orthogonal, square_target
 
-KIND = "deep"
-PARAMS = {
-    "depth": 3,
-    "target": [],
-    "target_diag": [1.0, 0.6, 0.3, 0.1],
-    "target_seed": -1,  # ≥ 0: rotate the diagonal target, Ŵ = V diag Vᵀ with V seeded orthogonal
-    "init": "identity",
-    "alpha": 0.1,
-    "rank_tol": 0.02,
-    "rank_at_T": True,
-}
-DEFAULT_AXES = ("alpha", "eta")
-CLASS_NAMES = (*COMMON_CLASSES, "rank0", "rank1", "rank2", "rank3", "rank4")  # for the default n = 4
 INITS = ("identity", "gaussian")
 MAX_DEPTH = 8
 
@@ -89,18 +81,16 @@ def count_above(g, threshold):
 
 
 @dataclass(frozen=True)
-class DeepKernel:
+class DeepKernel(Kernel):
     """The compiled part: n, the depth N, the target Ŵ and the rank readout (recipe constants)."""
 
     n: int
     depth: int
     target: tuple[tuple[float, ...], ...]
     rank_threshold: float  # (rank_tol·σ₁(Ŵ))², compared with the eigenvalues of WᵀW
-
-    block = 64  # N·n² numbers a pixel: small early-exit blocks stay in cache (perf-baseline.md §4)
     rank_at_T: bool
 
-    history = 4  # period 4 needs θ_{t−4}
+    block = 64  # N·n² numbers a pixel: small early-exit blocks stay in cache (perf-baseline.md §4)
 
     def prepare(self, hyper):
         return {"eta": hyper["eta"]}
@@ -126,17 +116,12 @@ class DeepKernel:
         w = product(state)
         return count_above(sm.matmul_tn(w, w), self.rank_threshold)
 
-    def decided(self, s, history, k):
-        del k
-        return period_tests(s, history, s[0].dtype)
-
-    def label(self, s, s0, tests, k):
+    def converged_label(self, s, s0, k):
         del s0, k
-        return common_label(tests, FIRST_PROBLEM_CLASS + self.rank(s))
+        return FIRST_PROBLEM_CLASS + self.rank(s)
 
     def final_label(self, s, history, s0, k):
-        del s0, k
-        label = final_common_label(s, history)
+        label = super().final_label(s, history, s0, k)
         if self.rank_at_T:  # still learning at T: the rank reached so far
             label = jnp.where(label == UNDECIDED, FIRST_PROBLEM_CLASS + self.rank(s), label)
         return label.astype(jnp.int32)
@@ -150,22 +135,65 @@ def loss(state, target):
 
 
 @dataclass(frozen=True)
-class DeepProblem:
+class DeepProblem(Problem, HasLoss, HasMatrix, HasRank):
     """The recipe's deep factorization: what the plane does not sweep is fixed here."""
 
     n: int
     depth: int
-    target: tuple[tuple[float, ...], ...]
+    target_matrix: tuple[tuple[float, ...], ...]
     init: str
     alpha: float
     eta: float
     rank_tol: float
     rank_at_T: bool
-    shape0: tuple[float, ...]  # the init pattern I or G (depth·n² numbers), scaled by α
-    dir1: tuple[float, ...]
-    dir2: tuple[float, ...]
+    plane_init: PlaneInit  # θ = α·pattern (I or G per layer) + a·D1 + b·D2, depth·n² numbers
 
-    kind = KIND
+    kind = "deep"
+    defaults = {
+        "depth": 3,
+        "target": [],
+        "target_diag": [1.0, 0.6, 0.3, 0.1],
+        "target_seed": -1,  # ≥ 0: rotate the diagonal target, Ŵ = V diag Vᵀ with V seeded orthogonal
+        "init": "identity",
+        "alpha": 0.1,
+        "rank_tol": 0.02,
+        "rank_at_T": True,
+    }
+    default_axes = ("alpha", "eta")
+
+    @classmethod
+    def from_recipe(cls, params: dict, ctx: RecipeContext) -> DeepProblem:
+        depth, init = params["depth"], params["init"]
+        if not 1 <= depth <= MAX_DEPTH:
+            raise ConfigError(f"problem.depth: must be between 1 and {MAX_DEPTH}, got {depth}")
+        check_choice(params, "init", INITS)
+        if not params["rank_tol"] > 0:
+            raise ConfigError(f"problem.rank_tol: must be > 0, got {params['rank_tol']}")
+        if params["target"]:
+            params = {**params, "target_diag": []}  # an explicit matrix wins over the default spectrum
+            n = len(params["target"])
+        else:
+            n = len(params["target_diag"])
+        if n < 1:
+            raise ConfigError("problem.target_diag: needs at least one number")
+        target = square_target(params, n)
+        if params["target_seed"] >= 0:
+            rotation = random_orthogonal(n, params["target_seed"])
+            target = rotation @ target @ rotation.T
+        if not np.any(target):
+            raise ConfigError("problem.target: the target must not be zero (ranks are relative to σ₁)")
+        size = depth * n * n
+        _, dir1, dir2 = plane_vectors(ctx, size, "depth·n² (W₁ first, row-major)", base_used=False)
+        if init == "identity":
+            pattern = np.tile(np.eye(n).ravel(), depth)
+        else:
+            pattern = np.random.default_rng([ctx.seed, 11]).standard_normal(size) / np.sqrt(n)
+        plane = PlaneInit((0.0,) * size, dir1, dir2, pattern=tuple(pattern), alpha=params["alpha"])
+        rows = tuple(tuple(float(x) for x in row) for row in target)
+        return cls(n, depth, rows, init, params["alpha"], ctx.eta, params["rank_tol"], params["rank_at_T"], plane)
+
+    def coordinates(self) -> dict[str, str]:
+        return {"alpha": POSITIVE, "eta": POSITIVE, "a": REAL, "b": REAL}
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -173,77 +201,25 @@ class DeepProblem:
 
     @property
     def kernel(self) -> DeepKernel:
-        sigma1 = float(np.linalg.norm(np.asarray(self.target), 2))
-        return DeepKernel(self.n, self.depth, self.target, (self.rank_tol * sigma1) ** 2, self.rank_at_T)
+        return DeepKernel(self.n, self.depth, self.target_matrix, self.rank_sigma() ** 2, self.rank_at_T)
+
+    def rank_sigma(self) -> float:
+        """rank_tol·σ₁(Ŵ): singular values of W above it count."""
+        return self.rank_tol * float(np.linalg.norm(np.asarray(self.target_matrix), 2))
 
     def initial(self, coords: dict[str, np.ndarray], dtype) -> tuple[tuple, dict]:
         """(state0, hyper): W_j = α·pattern_j + a·D1_j + b·D2_j per pixel."""
-        count = len(next(iter(coords.values())))
-        alpha = np.broadcast_to(np.asarray(coords.get("alpha", self.alpha), dtype=np.float64), (count,))
-        theta = np.asarray(self.shape0)[:, None] * alpha[None, :]
-        theta = add_directions(theta, coords, self.dir1, self.dir2)
-        layers = theta.reshape(self.depth, self.n, self.n, count).astype(dtype)
-        hyper = {"eta": np.asarray(coords.get("eta", self.eta), dtype=dtype)}
-        return tuple(layers), hyper
+        theta = self.plane_init.theta(coords)
+        layers = theta.reshape(self.depth, self.n, self.n, theta.shape[-1]).astype(dtype)
+        return tuple(layers), hyper_arrays(coords, {"eta": self.eta}, dtype)
 
     def product(self, state):
         """W = W_N ⋯ W₁, (n, n, P): the matrix the trace command plots."""
         return product(state)
 
+    def target(self) -> np.ndarray:
+        return np.asarray(self.target_matrix)
+
     def loss(self, state, hyper):
         del hyper
-        return loss(state, self.target)
-
-
-def build(params: dict, gd: dict, plane: dict, view) -> DeepProblem:
-    """Validate the recipe's [problem] and [plane] parts for P2 and build the problem."""
-    from fractalgd.config import ConfigError
-    from fractalgd.problems.base import orthonormal_directions
-
-    depth, init = params["depth"], params["init"]
-    if not 1 <= depth <= MAX_DEPTH:
-        raise ConfigError(f"problem.depth: must be between 1 and {MAX_DEPTH}, got {depth}")
-    if init not in INITS:
-        raise ConfigError(f"problem.init: unknown init '{init}' (known: {', '.join(INITS)})")
-    if not params["rank_tol"] > 0:
-        raise ConfigError(f"problem.rank_tol: must be > 0, got {params['rank_tol']}")
-    if params["target"]:
-        params = {**params, "target_diag": []}  # an explicit matrix wins over the default spectrum
-        n = len(params["target"])
-    else:
-        n = len(params["target_diag"])
-    if n < 1:
-        raise ConfigError("problem.target_diag: needs at least one number")
-    target = _square_target(params, n)
-    if params["target_seed"] >= 0:
-        rotation = random_orthogonal(n, params["target_seed"])
-        target = rotation @ target @ rotation.T
-    if not np.any(target):
-        raise ConfigError("problem.target: the target must not be zero (ranks are relative to σ₁)")
-    allowed = ("alpha", "eta", "a", "b")
-    check_axes(view, KIND, allowed)
-    size = depth * n * n
-    for key in ("dir1", "dir2"):
-        if plane[key] and len(plane[key]) != size:
-            got = len(plane[key])
-            raise ConfigError(f"plane.{key}: needs depth·n² = {size} numbers (W₁ first, row-major), got {got}")
-    if plane["base"]:
-        raise ConfigError("plane.base: not used by 'deep' (the init is α·I or α·G; sweep alpha, a, b)")
-    if init == "identity":
-        shape0 = np.tile(np.eye(n).ravel(), depth)
-    else:
-        shape0 = np.random.default_rng([plane["seed"], 11]).standard_normal(size) / np.sqrt(n)
-    seeded = orthonormal_directions(size, plane["seed"])
-    return DeepProblem(
-        n,
-        depth,
-        tuple(tuple(float(x) for x in row) for row in target),
-        init,
-        params["alpha"],
-        gd["eta"],
-        params["rank_tol"],
-        params["rank_at_T"],
-        tuple(shape0),
-        tuple(plane["dir1"] or seeded[0]),
-        tuple(plane["dir2"] or seeded[1]),
-    )
+        return loss(state, self.target_matrix)

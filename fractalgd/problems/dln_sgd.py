@@ -27,21 +27,27 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from fractalgd.core.classes import COMMON_CLASSES, DIVERGED, FIRST_PROBLEM_CLASS
+from fractalgd.core.errors import ConfigError
 from fractalgd.problems import smallmat as sm
 from fractalgd.problems.base import (
-    COMMON_CLASSES,
-    DIVERGED,
-    FIRST_PROBLEM_CLASS,
-    add_directions,
-    check_axes,
+    NONNEGATIVE,
+    POSITIVE,
+    REAL,
+    HasMatrix,
+    HasRank,
+    Kernel,
+    PlaneInit,
+    Problem,
+    RecipeContext,
     fixed_point_tests,
-    orthonormal_directions,
+    hyper_arrays,
+    plane_vectors,
     tree_sq_dist,
     tree_sq_norm,
 )
 
-KIND = "dln_sgd"
-PARAMS = {
+DEFAULTS = {
     "d": 5,  # A* is d×d, every layer too
     "depth": 3,  # L
     "target_rank": 2,
@@ -51,15 +57,10 @@ PARAMS = {
     "seed": 0,
     "rank_tol": 1e-3,
 }
-DEFAULT_AXES = ("eta", "lam")
-COORDS = ("eta", "lam", "alpha", "a", "b")
 
 
 def class_names(d: int) -> tuple[str, ...]:
     return (*COMMON_CLASSES, *(f"rank{k}" for k in range(d + 1)))
-
-
-CLASS_NAMES = class_names(PARAMS["d"])
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def sample_entry(seed: int, t, count: int):
 
 
 @dataclass(frozen=True)
-class DLNKernel:
+class DLNKernel(Kernel):
     """The compiled part of P5: sizes, depth, the observed set and the sampling seed."""
 
     d: int
@@ -138,6 +139,9 @@ class DLNKernel:
         )
         return diverged, converged
 
+    def theta(self, state):
+        return state[0]  # the step counter t is not a parameter
+
     def rank(self, ws):
         """Numerical rank #{σᵢ(A_θ) > rank_tol} per pixel (‖A*‖₂ = 1 sets the scale)."""
         product = ws[0]
@@ -173,7 +177,7 @@ def entry_loss(ws, i, j, target, lam):
 
 
 @dataclass(frozen=True)
-class DLNProblem:
+class DLNProblem(Problem, HasMatrix, HasRank):
     d: int
     depth: int
     target_rank: int
@@ -186,7 +190,31 @@ class DLNProblem:
     dir1: tuple[float, ...]
     dir2: tuple[float, ...]
 
-    kind = KIND
+    kind = "dln_sgd"
+    defaults = DEFAULTS
+    default_axes = ("eta", "lam")
+
+    @classmethod
+    def from_recipe(cls, params: dict, ctx: RecipeContext) -> DLNProblem:
+        d, depth = params["d"], params["depth"]
+        if not 1 <= d <= 16:
+            raise ConfigError(f"problem.d: must be in 1..16 (the step is unrolled over d), got {d}")
+        if depth < 2:
+            raise ConfigError(f"problem.depth: a deep linear network needs at least 2 layers, got {depth}")
+        if not 1 <= params["target_rank"] <= d:
+            raise ConfigError(f"problem.target_rank: must be in 1..d = {d}, got {params['target_rank']}")
+        if not 0 < params["observed"] <= 1:
+            raise ConfigError(f"problem.observed: a fraction in (0, 1], got {params['observed']}")
+        if params["lam"] < 0 or not params["rank_tol"] > 0:
+            raise ConfigError("problem.lam must be >= 0 and problem.rank_tol > 0")
+        if len(instance(d, depth, params["target_rank"], params["observed"], params["seed"]).rows) == 0:
+            raise ConfigError(f"problem.observed: {params['observed']} leaves no observed entry of a {d}×{d} matrix")
+        _, dir1, dir2 = plane_vectors(ctx, depth * d * d, "depth·d²", base_used=False)
+        keys = ("d", "depth", "target_rank", "observed", "lam", "alpha", "seed", "rank_tol")
+        return cls(*(params[k] for k in keys), ctx.eta, dir1, dir2)
+
+    def coordinates(self) -> dict[str, str]:
+        return {"eta": POSITIVE, "lam": NONNEGATIVE, "alpha": POSITIVE, "a": REAL, "b": REAL}
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -211,51 +239,22 @@ class DLNProblem:
 
     def initial(self, coords: dict[str, np.ndarray], dtype):
         """W_ℓ = α·G_ℓ/√d + a·D1 + b·D2 (directions over all layers), t = 0; hyper {eta, lam}."""
-        size = next(iter(coords.values())).shape[0]
-        alpha = np.broadcast_to(coords.get("alpha", self.alpha), (size,))
-        theta = self.instance.init.reshape(-1)[:, None] * alpha[None, :]
-        theta = add_directions(theta, coords, self.dir1, self.dir2)
-        layers = theta.reshape(self.depth, self.d, self.d, size).astype(dtype)
-        state = (tuple(layers), np.zeros(size, dtype=dtype))
-        fixed = {"eta": self.eta, "lam": self.lam}
-        return state, {key: np.asarray(coords.get(key, value), dtype=dtype) for key, value in fixed.items()}
+        size = self.depth * self.d * self.d
+        plane = PlaneInit((0.0,) * size, self.dir1, self.dir2, tuple(self.instance.init.reshape(-1)), self.alpha)
+        theta = plane.theta(coords)
+        layers = theta.reshape(self.depth, self.d, self.d, theta.shape[-1]).astype(dtype)
+        state = (tuple(layers), np.zeros(theta.shape[-1], dtype=dtype))
+        return state, hyper_arrays(coords, {"eta": self.eta, "lam": self.lam}, dtype)
 
+    def product(self, state):
+        """A_θ = W_L ⋯ W_1, (d, d, P)."""
+        out = state[0][0]
+        for w in state[0][1:]:
+            out = sm.matmul(w, out)
+        return out
 
-def build(params: dict, gd: dict, plane: dict, view) -> DLNProblem:
-    """Validate the [problem] and [plane] parts of a P5 recipe and build the problem."""
-    from fractalgd.config import ConfigError
+    def target(self) -> np.ndarray:
+        return self.instance.target
 
-    d, depth = params["d"], params["depth"]
-    if not 1 <= d <= 16:
-        raise ConfigError(f"problem.d: must be in 1..16 (the step is unrolled over d), got {d}")
-    if depth < 2:
-        raise ConfigError(f"problem.depth: a deep linear network needs at least 2 layers, got {depth}")
-    if not 1 <= params["target_rank"] <= d:
-        raise ConfigError(f"problem.target_rank: must be in 1..d = {d}, got {params['target_rank']}")
-    if not 0 < params["observed"] <= 1:
-        raise ConfigError(f"problem.observed: a fraction in (0, 1], got {params['observed']}")
-    if params["lam"] < 0 or not params["rank_tol"] > 0:
-        raise ConfigError("problem.lam must be >= 0 and problem.rank_tol > 0")
-    if len(instance(d, depth, params["target_rank"], params["observed"], params["seed"]).rows) == 0:
-        raise ConfigError(f"problem.observed: {params['observed']} leaves no observed entry of a {d}×{d} matrix")
-    check_axes(view, KIND, COORDS)
-    size = depth * d * d
-    for key in ("dir1", "dir2"):
-        if plane[key] and len(plane[key]) != size:
-            raise ConfigError(f"plane.{key}: needs depth·d² = {size} numbers, got {len(plane[key])}")
-    if plane["base"]:
-        raise ConfigError("plane.base: not used by 'dln_sgd' (the base point is α·G; sweep alpha, a or b)")
-    seeded = orthonormal_directions(size, plane["seed"])
-    return DLNProblem(
-        d,
-        depth,
-        params["target_rank"],
-        params["observed"],
-        params["lam"],
-        params["alpha"],
-        params["seed"],
-        params["rank_tol"],
-        gd["eta"],
-        tuple(plane["dir1"] or seeded[0]),
-        tuple(plane["dir2"] or seeded[1]),
-    )
+    def rank_sigma(self) -> float:
+        return self.rank_tol  # ‖A*‖₂ = 1 sets the scale

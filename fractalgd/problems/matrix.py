@@ -27,25 +27,28 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
+from fractalgd.core.classes import COMMON_CLASSES, FIRST_PROBLEM_CLASS
+from fractalgd.core.errors import ConfigError
 from fractalgd.problems import smallmat as sm
 from fractalgd.problems.base import (
-    COMMON_CLASSES,
-    FIRST_PROBLEM_CLASS,
-    add_directions,
-    check_axes,
-    common_label,
-    final_common_label,
-    orthonormal_directions,
-    period_tests,
+    NONNEGATIVE,
+    POSITIVE,
+    REAL,
+    HasLoss,
+    HasMatrix,
+    Kernel,
+    PlaneInit,
+    Problem,
+    RecipeContext,
+    check_choice,
+    check_positive,
+    hyper_arrays,
+    plane_vectors,
 )
 
-KIND = "matrix"
-PARAMS = {"d": 2, "k": 2, "target": [], "target_diag": [], "lam": 0.0, "init": "diagonal"}
-DEFAULT_AXES = ("u0", "v0")
 CONVERGED, SADDLE = FIRST_PROBLEM_CLASS, FIRST_PROBLEM_CLASS + 1
 CLASS_NAMES = (*COMMON_CLASSES, "converged", "saddle")
 INITS = ("directions", "diagonal", "orthogonal")
-HYPER = ("eta", "lam")
 GAP_TOL = 1e-4  # loss − L* below GAP_TOL·(1 + ‖Y‖²) at a fixed point: a global minimizer
 
 
@@ -83,14 +86,13 @@ def min_loss(sigma, lam, rank: int):
 
 
 @dataclass(frozen=True)
-class MatrixKernel:
+class MatrixKernel(Kernel):
     """The compiled part: sizes and the target Y (a recipe constant, never swept by a plane)."""
 
     d: int
     k: int
     target: tuple[tuple[float, ...], ...]
 
-    history = 4  # period 4 needs θ_{t−4}
     block = 64  # 8+ numbers a pixel: small early-exit blocks stay in cache (perf-baseline.md §4)
 
     def prepare(self, hyper):
@@ -105,67 +107,90 @@ class MatrixKernel:
         gu, gv = grads(u, v, residual(u, v, self.target))
         return (k["c"] * u - k["eta"] * gu, k["c"] * v - k["eta"] * gv)
 
-    def decided(self, s, history, k):
-        del k
-        return period_tests(s, history, s[0].dtype)
-
-    def label(self, s, s0, tests, k):
+    def converged_label(self, s, s0, k):
+        """`converged` at a global minimizer (the loss within tolerance of L*), else `saddle`."""
         del s0
         gap = loss(s, k, self.target) - k["lstar"]
-        return common_label(tests, jnp.where(gap <= GAP_TOL * (1.0 + k["ysq"]), CONVERGED, SADDLE))
-
-    def final_label(self, s, history, s0, k):
-        del s0, k
-        return final_common_label(s, history)
+        return jnp.where(gap <= GAP_TOL * (1.0 + k["ysq"]), CONVERGED, SADDLE)
 
 
 @dataclass(frozen=True)
-class MatrixProblem:
+class MatrixProblem(Problem, HasLoss, HasMatrix):
     """The recipe's matrix problem: what the plane does not sweep is fixed here."""
 
     d: int
     k: int
-    target: tuple[tuple[float, ...], ...]
+    target_matrix: tuple[tuple[float, ...], ...]
     lam: float
     eta: float
     init: str
-    base: tuple[float, ...]
-    dir1: tuple[float, ...]
-    dir2: tuple[float, ...]
+    plane_init: PlaneInit  # flat θ: U then V ("directions"), or the 2k column scales (x then z)
     frame: tuple[tuple[float, ...], ...]  # d×d: column i carries column i of U and V (diagonal families)
 
-    kind = KIND
-    class_names = CLASS_NAMES
+    kind = "matrix"
+    defaults = {"d": 2, "k": 2, "target": [], "target_diag": [], "lam": 0.0, "init": "diagonal"}
+    default_axes = ("u0", "v0")
+
+    @classmethod
+    def from_recipe(cls, params: dict, ctx: RecipeContext) -> MatrixProblem:
+        d, k, init = params["d"], params["k"], params["init"]
+        check_positive(params, "d", "k")
+        check_choice(params, "init", INITS)
+        if init != "directions" and d < k:
+            raise ConfigError(f"problem.init: '{init}' needs d >= k (one direction per column), got d={d}, k={k}")
+        if params["lam"] < 0:
+            raise ConfigError(f"problem.lam: the ridge must be >= 0, got {params['lam']}")
+        target = square_target(params, k)
+        if init == "directions":
+            size, what, entries = 2 * d * k, "2·d·k (U row-major, then V)", ()
+        else:
+            size, what = 2 * k, "2·k (column scales of U, then of V)"
+            entries = (("u0", tuple(range(k))), ("v0", tuple(range(k, 2 * k))))
+        base, dir1, dir2 = plane_vectors(ctx, size, what)
+        frame = random_orthogonal(d, ctx.seed) if init == "orthogonal" else np.eye(d)
+        return cls(
+            d, k, _rows(target), params["lam"], ctx.eta, init,
+            PlaneInit(base, dir1, dir2, entries=entries), _rows(frame),
+        )  # fmt: skip
+
+    def coordinates(self) -> dict[str, str]:
+        coords = {"a": REAL, "b": REAL, "eta": POSITIVE, "lam": NONNEGATIVE}
+        return coords | ({"u0": REAL, "v0": REAL} if self.init != "directions" else {})
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return CLASS_NAMES
 
     @property
     def kernel(self) -> MatrixKernel:
-        return MatrixKernel(self.d, self.k, self.target)
+        return MatrixKernel(self.d, self.k, self.target_matrix)
 
     def initial(self, coords: dict[str, np.ndarray], dtype) -> tuple[tuple, dict]:
         """(state0, hyper) for pixels with plane coordinates `coords` (name → float64 array)."""
-        n = len(next(iter(coords.values())))
         d, k = self.d, self.k
-        theta = np.broadcast_to(np.asarray(self.base, dtype=np.float64)[:, None], (len(self.base), n)).copy()
-        theta = add_directions(theta, coords, self.dir1, self.dir2)
+        theta = self.plane_init.theta(coords)
+        n = theta.shape[-1]
         if self.init == "directions":
             u, v = theta[: d * k].reshape(d, k, n), theta[d * k :].reshape(d, k, n)
         else:
-            if "u0" in coords:
-                theta[:k] = coords["u0"]
-            if "v0" in coords:
-                theta[k:] = coords["v0"]
             frame = np.asarray(self.frame)[:, :k, None]  # (d, k, 1)
             u, v = frame * theta[None, :k], frame * theta[None, k:]
-        fixed = {"eta": self.eta, "lam": self.lam}
-        hyper = {h: np.asarray(coords.get(h, fixed[h]), dtype=dtype) for h in HYPER}
+        hyper = hyper_arrays(coords, {"eta": self.eta, "lam": self.lam}, dtype)
         return (u.astype(dtype), v.astype(dtype)), hyper
 
     def product(self, state):
         """UᵀV, (k, k, P): the matrix the trace command plots."""
         return residual(*state, np.zeros((self.k, self.k)))
 
+    def target(self) -> np.ndarray:
+        return np.asarray(self.target_matrix)
+
     def loss(self, state, hyper):
-        return loss(state, hyper, self.target)
+        return loss(state, hyper, self.target_matrix)
+
+
+def _rows(matrix) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(float(x) for x in row) for row in np.asarray(matrix))
 
 
 def random_orthogonal(n: int, seed: int) -> np.ndarray:
@@ -174,9 +199,8 @@ def random_orthogonal(n: int, seed: int) -> np.ndarray:
     return q * np.sign(np.diag(r))[None, :]
 
 
-def _target(params: dict, k: int) -> np.ndarray:
-    from fractalgd.config import ConfigError
-
+def square_target(params: dict, k: int) -> np.ndarray:
+    """The k×k target from `target` (a table) or `target_diag` (k numbers); neither: the identity."""
     full, diag = params["target"], params["target_diag"]
     if full and diag:
         raise ConfigError("problem.target: give either target (k×k) or target_diag (k numbers), not both")
@@ -190,41 +214,3 @@ def _target(params: dict, k: int) -> np.ndarray:
             raise ConfigError(f"problem.target: needs a k×k = {k}×{k} table of numbers, got {full!r}")
         return np.asarray(full, dtype=np.float64)
     return np.eye(k)
-
-
-def build(params: dict, gd: dict, plane: dict, view) -> MatrixProblem:
-    """Validate the recipe's [problem] and [plane] parts for the matrix problem and build it."""
-    from fractalgd.config import ConfigError
-
-    d, k, init = params["d"], params["k"], params["init"]
-    for key, value in (("d", d), ("k", k)):
-        if value < 1:
-            raise ConfigError(f"problem.{key}: must be a positive integer, got {value}")
-    if init not in INITS:
-        raise ConfigError(f"problem.init: unknown init '{init}' (known: {', '.join(INITS)})")
-    if init != "directions" and d < k:
-        raise ConfigError(f"problem.init: '{init}' needs d >= k (one direction per column), got d={d}, k={k}")
-    if params["lam"] < 0:
-        raise ConfigError(f"problem.lam: the ridge must be >= 0, got {params['lam']}")
-    target = _target(params, k)
-    size = 2 * d * k if init == "directions" else 2 * k
-    allowed = ("a", "b", *HYPER) + (("u0", "v0") if init != "directions" else ())
-    check_axes(view, KIND, allowed, f"init '{init}'")
-    what = "2·d·k (U row-major, then V)" if init == "directions" else "2·k (column scales of U, then of V)"
-    for key in ("base", "dir1", "dir2"):
-        if plane[key] and len(plane[key]) != size:
-            raise ConfigError(f"plane.{key}: needs {what} = {size} numbers, got {len(plane[key])}")
-    seeded = orthonormal_directions(size, plane["seed"])
-    frame = random_orthogonal(d, plane["seed"]) if init == "orthogonal" else np.eye(d)
-    return MatrixProblem(
-        d,
-        k,
-        tuple(tuple(float(x) for x in row) for row in target),
-        params["lam"],
-        gd["eta"],
-        init,
-        tuple(plane["base"] or [0.0] * size),
-        tuple(plane["dir1"] or seeded[0]),
-        tuple(plane["dir2"] or seeded[1]),
-        tuple(tuple(float(x) for x in row) for row in frame),
-    )

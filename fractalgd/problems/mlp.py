@@ -32,31 +32,24 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from fractalgd.core.classes import COMMON_CLASSES, DIVERGED, FIRST_PROBLEM_CLASS
+from fractalgd.core.errors import ConfigError
+from fractalgd.core.jaxenv import with_x64
 from fractalgd.problems.base import (
-    COMMON_CLASSES,
-    DIVERGED,
-    FIRST_PROBLEM_CLASS,
-    check_axes,
+    POSITIVE,
+    REAL,
+    HasLoss,
+    HasScore,
+    Kernel,
+    Problem,
+    RecipeContext,
+    check_choice,
     common_label,
     final_common_label,
-    period_tests,
 )
 
-KIND = "mlp"
-PARAMS = {
-    "width": 16,
-    "activation": "tanh",
-    "points": 0,  # 0: his rule (#params, or width for the identity net)
-    "batch": 0,  # 0: full batch
-    "seed": 0,
-    "offset": 0.0,
-    "offset_mode": "init",
-    "measure": "classes",
-}
-DEFAULT_AXES = ("lr0", "lr1")
 ACTIVATIONS = ("tanh", "relu", "identity")
 MEASURES = ("classes", "sd")
-COORDS = ("lr0", "lr1", "lr", "offset")
 CONVERGED, TRAINABLE = FIRST_PROBLEM_CLASS, FIRST_PROBLEM_CLASS + 1
 CLASS_NAMES = (*COMMON_CLASSES, "converged", "trainable")
 MAX_VAL = 1e6  # his clip value
@@ -70,6 +63,7 @@ def default_points(width: int, activation: str) -> int:
 
 
 @functools.lru_cache(maxsize=16)
+@with_x64  # his bits are float64 draws, whatever the caller's JAX setting
 def instance(width: int, points: int, seed: int):
     """(W₀, W₁, X, Y) in float64, with his notebook's key sequence."""
     rng, sub = jax.random.split(jax.random.PRNGKey(seed))
@@ -96,7 +90,7 @@ def sd_measure(losses, max_val: float = MAX_VAL):
 
 
 @dataclass(frozen=True)
-class MLPKernel:
+class MLPKernel(Kernel):
     width: int
     activation: str
     points: int
@@ -105,7 +99,6 @@ class MLPKernel:
     every_step_offset: bool
     sd_steps: int  # T when measure = "sd" (0 otherwise): the last-20 window starts at T − 20
 
-    history = 4
     block = 32  # pixels per block: a block's activations (n, w, 32) stay in cache
 
     def prepare(self, hyper):
@@ -171,11 +164,13 @@ class MLPKernel:
         in_window = t >= self.sd_steps - WINDOW
         return new, (t + 1, loss0, total + v, inverse + 1 / v, last + jnp.where(in_window, v, 0))
 
+    def theta(self, state):
+        return state[0]  # (W₀, W₁); the step counter and his running sums are not parameters
+
     def decided(self, state, history, k):
-        del k
         if self.sd_steps:  # his measure needs every step's loss: no early exit
             return (jnp.zeros(state[1][0].shape, bool),)
-        return period_tests(state[0], tuple(h[0] for h in history), state[1][0].dtype)
+        return super().decided(state, history, k)
 
     def label(self, state, state0, tests, k):
         del state0, k
@@ -202,7 +197,7 @@ class MLPKernel:
 
 
 @dataclass(frozen=True)
-class MLPProblem:
+class MLPProblem(Problem, HasLoss, HasScore):
     width: int
     activation: str
     points: int
@@ -214,8 +209,47 @@ class MLPProblem:
     steps: int
     eta: float
 
-    kind = KIND
-    class_names = CLASS_NAMES
+    kind = "mlp"
+    defaults = {
+        "width": 16,
+        "activation": "tanh",
+        "points": 0,  # 0: his rule (#params, or width for the identity net)
+        "batch": 0,  # 0: full batch
+        "seed": 0,
+        "offset": 0.0,
+        "offset_mode": "init",
+        "measure": "classes",
+    }
+    default_axes = ("lr0", "lr1")
+
+    @classmethod
+    def from_recipe(cls, params: dict, ctx: RecipeContext) -> MLPProblem:
+        check_choice(params, "activation", ACTIVATIONS)
+        check_choice(params, "measure", MEASURES)
+        check_choice(params, "offset_mode", ("init", "every_step"))
+        width = params["width"]
+        if not 1 <= width <= 256:
+            raise ConfigError(f"problem.width: must be in 1..256, got {width}")
+        points = params["points"] or default_points(width, params["activation"])
+        if points < 1 or params["batch"] < 0:
+            raise ConfigError("problem.points must be >= 0 (0: automatic) and problem.batch >= 0 (0: full batch)")
+        if params["measure"] == "sd" and ctx.steps < 2:
+            raise ConfigError("gd.steps: the sd measure needs at least 2 steps")
+        if "lr" in ctx.axes and {"lr0", "lr1"} & set(ctx.axes):  # (equal axes are refused by the config already)
+            raise ConfigError(f"plane.y.param: the axes '{ctx.axes[0]}' and '{ctx.axes[1]}' set the same learning rate")
+        if ctx.base or ctx.dir1 or ctx.dir2:
+            raise ConfigError("plane.base/dir1/dir2: not used by 'mlp' (its planes are lr0, lr1, lr, offset)")
+        return cls(
+            width, params["activation"], points, params["batch"], params["seed"], params["offset"],
+            params["offset_mode"], params["measure"], ctx.steps, ctx.eta,
+        )  # fmt: skip
+
+    def coordinates(self) -> dict[str, str]:
+        return {"lr0": POSITIVE, "lr1": POSITIVE, "lr": POSITIVE, "offset": REAL}
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return CLASS_NAMES
 
     @property
     def kernel(self) -> MLPKernel:
@@ -240,44 +274,15 @@ class MLPProblem:
         acc = (zeros,) + ((zeros,) * 4 if self.measure == "sd" else ())
         return (params, acc), hyper
 
+    def loss(self, state, hyper):
+        """L(θ) on the full data per pixel."""
+        kernel = self.kernel
+        return kernel.loss(kernel.theta(state), kernel.prepare(hyper))
+
+    @with_x64
     def score(self, state) -> np.ndarray | None:
         """His signed score per pixel (measure = "sd"), else None."""
         if self.measure != "sd":
             return None
         _, score = self.kernel.sd_result(tuple(jnp.asarray(a) for a in state[1]))
         return np.asarray(score, dtype=np.float64)
-
-
-def build(params: dict, gd: dict, plane: dict, view) -> MLPProblem:
-    """Validate the [problem] and [plane] parts of an mlp recipe and build the problem."""
-    from fractalgd.config import ConfigError
-
-    for key, allowed in (("activation", ACTIVATIONS), ("measure", MEASURES), ("offset_mode", ("init", "every_step"))):
-        if params[key] not in allowed:
-            raise ConfigError(f"problem.{key}: must be one of {', '.join(allowed)}, got '{params[key]}'")
-    width = params["width"]
-    if not 1 <= width <= 256:
-        raise ConfigError(f"problem.width: must be in 1..256, got {width}")
-    points = params["points"] or default_points(width, params["activation"])
-    if points < 1 or params["batch"] < 0:
-        raise ConfigError("problem.points must be >= 0 (0: automatic) and problem.batch >= 0 (0: full batch)")
-    if params["measure"] == "sd" and gd["steps"] < 2:
-        raise ConfigError("gd.steps: the sd measure needs at least 2 steps")
-    check_axes(view, KIND, COORDS)
-    names = {view.x.param, view.y.param}
-    if "lr" in names and names & {"lr0", "lr1"}:  # (equal axes are refused by the config already)
-        raise ConfigError(f"plane.y.param: the axes '{view.x.param}' and '{view.y.param}' set the same learning rate")
-    if plane["base"] or plane["dir1"] or plane["dir2"]:
-        raise ConfigError("plane.base/dir1/dir2: not used by 'mlp' (its planes are lr0, lr1, lr, offset)")
-    return MLPProblem(
-        width,
-        params["activation"],
-        points,
-        params["batch"],
-        params["seed"],
-        params["offset"],
-        params["offset_mode"],
-        params["measure"],
-        gd["steps"],
-        gd["eta"],
-    )

@@ -15,20 +15,21 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
+from fractalgd.core.classes import COMMON_CLASSES, FIRST_PROBLEM_CLASS
+from fractalgd.core.errors import ConfigError
 from fractalgd.problems.base import (
-    COMMON_CLASSES,
-    FIRST_PROBLEM_CLASS,
-    add_directions,
-    check_axes,
-    common_label,
-    final_common_label,
-    orthonormal_directions,
-    period_tests,
+    NONNEGATIVE,
+    POSITIVE,
+    REAL,
+    HasLoss,
+    Kernel,
+    PlaneInit,
+    Problem,
+    RecipeContext,
+    hyper_arrays,
+    plane_vectors,
 )
 
-KIND = "scalar"
-PARAMS = {"y": 1.0, "lam": 0.0, "dim": 1}
-DEFAULT_AXES = ("u0", "v0")
 CONVERGED, NEAREST, FARTHEST, SADDLE = range(FIRST_PROBLEM_CLASS, FIRST_PROBLEM_CLASS + 4)
 CLASS_NAMES = (*COMMON_CLASSES, "converged", "nearest", "farthest", "saddle")
 HYPER = ("eta", "lam", "y")
@@ -43,7 +44,7 @@ def _dot(a, b):
 
 
 @dataclass(frozen=True)
-class ScalarKernel:
+class ScalarKernel(Kernel):
     """The compiled part of P1: depends on the dimension d only."""
 
     dim: int
@@ -57,15 +58,8 @@ class ScalarKernel:
         eta_r = k["eta"] * (_dot(u, v) - k["y"])
         return (k["c"] * u - eta_r * v, k["c"] * v - eta_r * u)
 
-    history = 4  # the decision test needs θ_{t−1} … θ_{t−4} (period 4)
-
-    def decided(self, s, history, k):
-        """Cheap test run at every check: (diverged, converged, period2, period4)."""
-        del k
-        return period_tests(s, history, s[0].dtype)
-
-    def label(self, s, s0, tests, k):
-        """Class ids from the tests; only evaluated when some pixel of a block is newly decided."""
+    def converged_label(self, s, s0, k):
+        """nearest / farthest (λ > 0, by sign⟨a_T, a₀⟩), converged (λ = 0), or the saddle at 0."""
         (u, v), (u0, v0) = s, s0
         y, lam = k["y"], k["lam"]
         mu = jnp.abs(y) - lam  # minimizers have ‖u‖² = ‖v‖² = mu when mu > 0
@@ -76,12 +70,7 @@ class ScalarKernel:
         minimizer = jnp.where(lam > 0, jnp.where(nearest, NEAREST, FARTHEST), CONVERGED)
         sq = _dot(u, u) + _dot(v, v)
         at_saddle = (mu > 0) & (sq < mu)  # the minimizers have ‖θ‖² = 2·mu (λ>0) or ≥ 2|y| (λ=0)
-        return common_label(tests, jnp.where(mu <= 0, CONVERGED, jnp.where(at_saddle, SADDLE, minimizer)))
-
-    def final_label(self, s, history, s0, k):
-        """Pixels undecided at T: `bounded` (long, non-contracting steps) or `undecided`."""
-        del s0, k
-        return final_common_label(s, history)
+        return jnp.where(mu <= 0, CONVERGED, jnp.where(at_saddle, SADDLE, minimizer))
 
 
 def loss(state, hyper):
@@ -92,63 +81,49 @@ def loss(state, hyper):
 
 
 @dataclass(frozen=True)
-class ScalarProblem:
+class ScalarProblem(Problem, HasLoss):
     """P1 with its recipe values: what the plane does not sweep is fixed here."""
 
     y: float
     lam: float
     dim: int
     eta: float
-    base: tuple[float, ...]
-    dir1: tuple[float, ...]
-    dir2: tuple[float, ...]
+    init: PlaneInit  # θ = (u, v) flat: base + a·D1 + b·D2, u0/v0 set entries 0/1 when d = 1
 
-    kind = KIND
-    class_names = CLASS_NAMES
+    kind = "scalar"
+    defaults = {"y": 1.0, "lam": 0.0, "dim": 1}
+    default_axes = ("u0", "v0")
+
+    @classmethod
+    def from_recipe(cls, params: dict, ctx: RecipeContext) -> ScalarProblem:
+        d = params["dim"]
+        if d < 1:
+            raise ConfigError(f"problem.dim: must be a positive integer, got {d}")
+        if params["lam"] < 0:
+            raise ConfigError(f"problem.lam: the ridge must be >= 0, got {params['lam']}")
+        base, dir1, dir2 = plane_vectors(ctx, 2 * d, "2·dim (u then v)")
+        entries = (("u0", (0,)), ("v0", (1,))) if d == 1 else ()
+        return cls(params["y"], params["lam"], d, ctx.eta, PlaneInit(base, dir1, dir2, entries=entries))
+
+    def coordinates(self) -> dict[str, str]:
+        coords = {"a": REAL, "b": REAL, "eta": POSITIVE, "lam": NONNEGATIVE, "y": REAL}
+        return coords | ({"u0": REAL, "v0": REAL} if self.dim == 1 else {})
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return CLASS_NAMES
 
     @property
     def kernel(self) -> ScalarKernel:
         return ScalarKernel(self.dim)
 
     def initial(self, coords: dict[str, np.ndarray], dtype) -> tuple[tuple, dict]:
-        """(state0, hyper) for pixels with plane coordinates `coords` (name → float64 array)."""
-        n = len(next(iter(coords.values())))
-        d = self.dim
-        theta = np.broadcast_to(np.asarray(self.base, dtype=np.float64)[:, None], (2 * d, n)).copy()
-        if "u0" in coords:
-            theta[0] = coords["u0"]
-        if "v0" in coords:
-            theta[1] = coords["v0"]
-        theta = add_directions(theta, coords, self.dir1, self.dir2)
-        state = (theta[:d].astype(dtype), theta[d:].astype(dtype))
-        fixed = {"eta": self.eta, "lam": self.lam, "y": self.y}
-        hyper = {k: np.asarray(coords.get(k, fixed[k]), dtype=dtype) for k in HYPER}
-        return state, hyper
+        theta = self.init.theta(coords)
+        state = (theta[: self.dim].astype(dtype), theta[self.dim :].astype(dtype))
+        return state, hyper_arrays(coords, {"eta": self.eta, "lam": self.lam, "y": self.y}, dtype)
 
     def loss(self, state, hyper):
-        """L per pixel (plotted by `fractalgd trace`)."""
         return loss(state, hyper)
-
-
-def build(params: dict, gd: dict, plane: dict, view) -> ScalarProblem:
-    """Validate the recipe's [problem] and [plane] parts for P1 and build the problem."""
-    from fractalgd.config import ConfigError
-
-    d = params["dim"]
-    if d < 1:
-        raise ConfigError(f"problem.dim: must be a positive integer, got {d}")
-    if params["lam"] < 0:
-        raise ConfigError(f"problem.lam: the ridge must be >= 0, got {params['lam']}")
-    allowed = ("a", "b", *HYPER) + (("u0", "v0") if d == 1 else ())
-    check_axes(view, KIND, allowed)
-    for key in ("base", "dir1", "dir2"):
-        if plane[key] and len(plane[key]) != 2 * d:
-            raise ConfigError(f"plane.{key}: needs 2·dim = {2 * d} numbers (u then v), got {len(plane[key])}")
-    base = plane["base"] or [0.0] * (2 * d)
-    seeded = orthonormal_directions(2 * d, plane["seed"])
-    dir1 = plane["dir1"] or list(seeded[0])
-    dir2 = plane["dir2"] or list(seeded[1])
-    return ScalarProblem(params["y"], params["lam"], d, gd["eta"], tuple(base), tuple(dir1), tuple(dir2))
 
 
 # --- analytic results (papers.md §1.4–1.5) -------------------------------------------------------

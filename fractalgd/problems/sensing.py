@@ -24,24 +24,26 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from fractalgd.core.classes import COMMON_CLASSES, FIRST_PROBLEM_CLASS
+from fractalgd.core.errors import ConfigError
 from fractalgd.problems import smallmat as sm
 from fractalgd.problems.base import (
-    COMMON_CLASSES,
-    FIRST_PROBLEM_CLASS,
-    add_directions,
-    check_axes,
-    common_label,
+    POSITIVE,
+    REAL,
+    HasLoss,
+    HasMatrix,
+    Kernel,
+    PlaneInit,
+    Problem,
+    RecipeContext,
+    check_positive,
     final_common_label,
-    orthonormal_directions,
-    period_tests,
+    hyper_arrays,
+    plane_vectors,
 )
 
-KIND = "sensing"
-PARAMS = {"n": 8, "r": 2, "rank": 8, "m": 24, "seed": 0, "alpha": 1e-3, "tol": 1e-2}
-DEFAULT_AXES = ("alpha", "eta")
 RECOVERED, OVERFIT, SADDLE = range(FIRST_PROBLEM_CLASS, FIRST_PROBLEM_CLASS + 3)
 CLASS_NAMES = (*COMMON_CLASSES, "recovered", "overfit", "saddle")
-COORDS = ("alpha", "eta", "a", "b")
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def instance(n: int, r: int, rank: int, m: int, seed: int) -> Instance:
 
 
 @dataclass(frozen=True)
-class SensingKernel:
+class SensingKernel(Kernel):
     """The compiled part of P4: sizes and the seed of the instance (its data are constants)."""
 
     n: int
@@ -78,7 +80,6 @@ class SensingKernel:
     seed: int
     tol: float
 
-    history = 4  # θ_{t−1}, …, θ_{t−4}: the period-2 and period-4 tests
     block = 128  # pixels per block: (d, d, block) states stay in cache (512 measured 6× slower)
 
     def prepare(self, hyper):
@@ -99,10 +100,6 @@ class SensingKernel:
         residual = k["target"] - sm.gram(u)
         return u + k["eta"] * sm.matmul(self._apply_normal(residual, k), u)
 
-    def decided(self, u, history, k):
-        del k
-        return period_tests(u, history, u.dtype)
-
     def errors(self, u, k):
         """(‖UUᵀ − XXᵀ‖_F/‖XXᵀ‖_F, ‖𝒜(UUᵀ − XXᵀ)‖/‖𝒜(XXᵀ)‖) per pixel."""
         diff = sm.gram(u) - k["target"]
@@ -115,10 +112,10 @@ class SensingKernel:
         fit = inner(diff, self._apply_normal(diff, k)) / inner(target, self._apply_normal(target, k))
         return rel, jnp.sqrt(jnp.abs(fit))
 
-    def label(self, u, u0, tests, k):
+    def converged_label(self, u, u0, k):
         del u0
         rel, fit = self.errors(u, k)
-        return common_label(tests, jnp.where(rel < self.tol, RECOVERED, jnp.where(fit < self.tol, OVERFIT, SADDLE)))
+        return jnp.where(rel < self.tol, RECOVERED, jnp.where(fit < self.tol, OVERFIT, SADDLE))
 
     def final_label(self, u, history, u0, k):
         """Undecided at T: recovered if already within tol of XXᵀ, else bounded or undecided."""
@@ -135,7 +132,7 @@ def loss(u, inst: Instance):
 
 
 @dataclass(frozen=True)
-class SensingProblem:
+class SensingProblem(Problem, HasLoss, HasMatrix):
     n: int
     r: int
     rank: int
@@ -144,12 +141,34 @@ class SensingProblem:
     alpha: float
     tol: float
     eta: float
-    base: tuple[float, ...]
-    dir1: tuple[float, ...]
-    dir2: tuple[float, ...]
+    plane_init: PlaneInit  # U₀ = base + α·Ū + a·D1 + b·D2 (n·r' numbers, row-major)
 
-    kind = KIND
-    class_names = CLASS_NAMES
+    kind = "sensing"
+    defaults = {"n": 8, "r": 2, "rank": 8, "m": 24, "seed": 0, "alpha": 1e-3, "tol": 1e-2}
+    default_axes = ("alpha", "eta")
+
+    @classmethod
+    def from_recipe(cls, params: dict, ctx: RecipeContext) -> SensingProblem:
+        check_positive(params, "n", "r", "rank", "m")
+        if params["r"] > params["n"] or params["rank"] > params["n"]:
+            raise ConfigError(f"problem.r and problem.rank: must be at most n = {params['n']}")
+        if params["n"] > 16:
+            raise ConfigError(f"problem.n: at most 16 (the step is unrolled over n), got {params['n']}")
+        if not params["tol"] > 0:
+            raise ConfigError(f"problem.tol: must be > 0, got {params['tol']}")
+        size = params["n"] * params["rank"]
+        base, dir1, dir2 = plane_vectors(ctx, size, "n·rank (U row-major)")
+        inst = instance(params["n"], params["r"], params["rank"], params["m"], params["seed"])
+        plane = PlaneInit(base, dir1, dir2, pattern=tuple(inst.init.reshape(-1)), alpha=params["alpha"])
+        keys = ("n", "r", "rank", "m", "seed", "alpha", "tol")
+        return cls(*(params[k] for k in keys), ctx.eta, plane)
+
+    def coordinates(self) -> dict[str, str]:
+        return {"alpha": POSITIVE, "eta": POSITIVE, "a": REAL, "b": REAL}
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return CLASS_NAMES
 
     @property
     def kernel(self) -> SensingKernel:
@@ -157,44 +176,21 @@ class SensingProblem:
 
     def initial(self, coords: dict[str, np.ndarray], dtype):
         """U₀ = base + α·Ū + a·D1 + b·D2 per pixel, as (n, r', pixels); hyper {"eta"}."""
-        size = next(iter(coords.values())).shape[0]
-        init = instance(self.n, self.r, self.rank, self.m, self.seed).init.reshape(-1)
-        alpha = np.broadcast_to(coords.get("alpha", self.alpha), (size,))
-        theta = np.asarray(self.base)[:, None] + init[:, None] * alpha[None, :]
-        theta = add_directions(theta, coords, self.dir1, self.dir2)
-        u0 = theta.reshape(self.n, self.rank, size).astype(dtype)
-        return u0, {"eta": np.asarray(coords.get("eta", self.eta), dtype=dtype)}
+        theta = self.plane_init.theta(coords)
+        u0 = theta.reshape(self.n, self.rank, theta.shape[-1]).astype(dtype)
+        return u0, hyper_arrays(coords, {"eta": self.eta}, dtype)
 
+    def product(self, u):
+        """UUᵀ, (n, n, P)."""
+        return sm.gram(u)
 
-def build(params: dict, gd: dict, plane: dict, view) -> SensingProblem:
-    """Validate the [problem] and [plane] parts of a P4 recipe and build the problem."""
-    from fractalgd.config import ConfigError
+    def target(self) -> np.ndarray:
+        return instance(self.n, self.r, self.rank, self.m, self.seed).target
 
-    for key in ("n", "r", "rank", "m"):
-        if params[key] < 1:
-            raise ConfigError(f"problem.{key}: must be a positive integer, got {params[key]}")
-    if params["r"] > params["n"] or params["rank"] > params["n"]:
-        raise ConfigError(f"problem.r and problem.rank: must be at most n = {params['n']}")
-    if params["n"] > 16:
-        raise ConfigError(f"problem.n: at most 16 (the step is unrolled over n), got {params['n']}")
-    if not params["tol"] > 0:
-        raise ConfigError(f"problem.tol: must be > 0, got {params['tol']}")
-    check_axes(view, KIND, COORDS)
-    size = params["n"] * params["rank"]
-    for key in ("base", "dir1", "dir2"):
-        if plane[key] and len(plane[key]) != size:
-            raise ConfigError(f"plane.{key}: needs n·rank = {size} numbers (U row-major), got {len(plane[key])}")
-    seeded = orthonormal_directions(size, plane["seed"])
-    return SensingProblem(
-        params["n"],
-        params["r"],
-        params["rank"],
-        params["m"],
-        params["seed"],
-        params["alpha"],
-        params["tol"],
-        gd["eta"],
-        tuple(plane["base"] or [0.0] * size),
-        tuple(plane["dir1"] or seeded[0]),
-        tuple(plane["dir2"] or seeded[1]),
-    )
+    def loss(self, u, hyper):
+        """f(U) = ¼‖𝒜(UUᵀ − XXᵀ)‖² per pixel."""
+        del hyper
+        inst = instance(self.n, self.r, self.rank, self.m, self.seed)
+        diff = sm.gram(u) - jnp.asarray(inst.target, u.dtype)[..., None]
+        flat = diff.reshape(self.n * self.n, -1)
+        return 0.25 * jnp.sum(flat * jnp.matmul(jnp.asarray(inst.normal, u.dtype), flat), axis=0)

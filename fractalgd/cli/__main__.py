@@ -1,0 +1,5 @@
+"""`python -m fractalgd.cli` is the command line."""
+
+from fractalgd.cli.app import main
+
+main()

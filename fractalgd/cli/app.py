@@ -1,0 +1,287 @@
+"""The `fractalgd` command line: parse, load the recipe, call the library, report."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Basins of attraction of gradient descent.")
+err = Console(stderr=True)
+
+ConfigArg = Annotated[Path | None, typer.Argument(help="TOML recipe (default: the shipped default recipe).")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a key: --set gd.eta=0.5 (repeatable).")]
+
+
+def fail(message: str) -> typer.Exit:
+    """One line on stderr, exit code 2 (a usage error, as click uses)."""
+    from rich.markup import escape  # a message may hold brackets ("[sweep]"), not markup
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str):
+    """A rich progress bar with ETA; yields `update(done, total)`."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
+    columns += (TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task(description, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+@app.command("render")
+def render_cli(
+    config: ConfigArg = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default: outputs/NAME).")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Render a basin image: image.png, labels.npy, steps.npy, meta.json."""
+    from fractalgd.config import ConfigError, load_config
+    from fractalgd.output import save_render
+    from fractalgd.pipeline import render
+    from fractalgd.tiled.distributed import DistributedError, initialize
+    from fractalgd.tiled.tiles import use_tiled
+
+    try:
+        process = initialize()  # before anything starts a JAX backend
+        cfg = load_config(config, set_ or [])
+    except (ConfigError, DistributedError) as error:
+        hint = " (a sweep file: run `fractalgd sweep`)" if str(error).startswith("sweep:") else ""
+        raise fail(f"{error}{hint}") from None
+    out_dir = out or Path("outputs") / cfg.name
+    if use_tiled(cfg, process.count):
+        return _render_tiled(cfg, out_dir, process)
+    with progress_bar(f"render {cfg.name}") as update:
+        result = render(cfg, progress=update)
+    try:
+        save_render(result, out_dir)
+    except OSError as error:
+        raise fail(f"cannot write {out_dir}: {error.strerror or error}") from None
+    counts = ", ".join(f"{n} {c / result.labels.size:.1%}" for n, c in result.meta["counts"].items() if c)
+    err.print(f"{out_dir}: {counts} ({result.meta['elapsed_s']:.2f} s on {result.meta['device']})", highlight=False)
+
+
+def _render_tiled(cfg, out_dir: Path, process) -> None:
+    """The out-of-core path of `fractalgd render` (fractalgd.tiles): resumable, shared by processes."""
+    from fractalgd.tiled.tiles import render_tiled
+
+    tag = f" [process {process.index}/{process.count}]" if process.count > 1 else ""
+    try:
+        with progress_bar(f"render {cfg.name} (tiled){tag}") as update:
+            run = render_tiled(cfg, out_dir, progress=update, process=process)
+    except OSError as error:
+        raise fail(f"cannot write {error.filename or out_dir}: {error.strerror or error}") from None
+    if run.meta is None:
+        waiting = f"{len(run.waiting)} tiles of other processes not yet done: the last to finish assembles"
+        err.print(f"{out_dir}: {len(run.computed)} tiles done here; {waiting}", highlight=False)
+        return
+    total = sum(run.meta["counts"].values())
+    counts = ", ".join(f"{n} {c / total:.1%}" for n, c in run.meta["counts"].items() if c)
+    done = f"{len(run.computed)} tiles rendered, {run.reused} reused"
+    err.print(f"{out_dir}: {counts} ({done}; {run.meta['elapsed_s']:.2f} s on {run.meta['device']})", highlight=False)
+
+
+@app.command("sweep")
+def sweep_cli(
+    sweep_file: Annotated[Path, typer.Argument(help="Sweep TOML: a recipe plus a [sweep] table.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default: outputs/NAME).")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Render every point of a parameter grid and box-count its boundary: sweep.csv, sweep.png (resumable)."""
+    from fractalgd.config import ConfigError
+    from fractalgd.studies.sweep import load_sweep, run_sweep
+    from fractalgd.tiled.distributed import DistributedError, initialize
+
+    try:
+        process = initialize()  # before anything starts a JAX backend
+        spec = load_sweep(sweep_file, set_ or [])
+    except (ConfigError, DistributedError) as error:
+        raise fail(str(error)) from None
+    out_dir = out or Path("outputs") / spec.name
+    tag = f" [process {process.index}/{process.count}]" if process.count > 1 else ""
+    try:
+        with progress_bar(f"sweep {spec.name}{tag}") as update:
+            run = run_sweep(spec, out_dir, progress=update, process=process)
+    except OSError as error:
+        raise fail(f"cannot write {error.filename or out_dir}: {error.strerror or error}") from None
+    done = f"{len(run.computed)} points rendered, {run.reused} reused, {len(run.rows)}/{run.total} finished"
+    err.print(f"{out_dir / 'sweep.csv'}: {done}", highlight=False)
+
+
+@app.command("info")
+def info_cli() -> None:
+    """Version, devices and precision."""
+    import jax
+
+    from fractalgd.core.version import __version__
+
+    devices = jax.devices()
+    typer.echo(f"fractalgd {__version__}")
+    typer.echo(f"jax {jax.__version__}, backend {jax.default_backend()}")
+    typer.echo(f"devices: {len(devices)} × {devices[0].device_kind} ({devices[0].platform})")
+    typer.echo("precision: float32 (default), float64 (gd.dtype = \"float64\")")
+
+
+@app.command("bench")
+def bench_cli(
+    quick: Annotated[bool, typer.Option("--quick", help="Smaller grid and fewer steps.")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the records as JSON.")] = None,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs per case.")] = 5,
+    dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64.")] = "float32",
+    size: Annotated[int | None, typer.Option("--size", min=16, help="Grid side (default 1024 CPU, 4096 GPU).")] = None,
+) -> None:
+    """P1 engine against the reference pattern (Sohl-Dickstein's step loop), same process."""
+    from fractalgd.output import write_json_atomic
+    from fractalgd.studies.bench import format_table, run_bench
+
+    if dtype not in ("float32", "float64"):
+        raise fail(f"--dtype: must be float32 or float64, got '{dtype}'")
+    with progress_bar("bench") as update:
+        records = run_bench(quick=quick, repeats=repeats, dtype=dtype, progress=update, size=size)
+    typer.echo(format_table(records))
+    if json_out is not None:
+        write_json_atomic(json_out, records)
+
+
+@app.command("zoom")
+def zoom_cli(
+    config: Annotated[Path, typer.Argument(help="TOML recipe with a [zoom] table.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default: outputs/NAME).")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Zoom: keyframes (resumable), zoom.mp4, and the dimension against depth (dimension.csv/png)."""
+    from fractalgd.config import ConfigError
+    from fractalgd.output import write_json_atomic, write_text_atomic
+    from fractalgd.output.plots import plot_dimension
+    from fractalgd.studies.video import VideoError, write_video
+    from fractalgd.studies.zoom import load_zoom, render_keyframes
+    from fractalgd.studies.zoom_dimension import dimension_csv, dimension_table
+
+    try:
+        spec, base = load_zoom(config, set_ or [])
+        out_dir = out or Path("outputs") / base.name
+        with progress_bar(f"keyframes {base.name}") as update:
+            run = render_keyframes(spec, base, out_dir, progress=update)
+    except ConfigError as error:
+        raise fail(str(error)) from None
+    if run.stopped:
+        err.print(f"[yellow]{run.stopped}[/]", highlight=False)
+    summary = {"name": base.name, "fps": spec.fps, "stopped": run.stopped}
+    summary["keyframes"] = [k.record(spec) for k in run.keyframes]
+    rows, pooled = dimension_table(run.keyframes, spec)
+    write_text_atomic(out_dir / "dimension.csv", dimension_csv(rows))
+    plot_dimension(rows, pooled, out_dir / "dimension.png", title=base.name)
+    summary["pooled_median_dimension"] = pooled
+    try:
+        with progress_bar("video frames") as update:
+            summary["frames"] = write_video(spec, run.keyframes, base, out_dir / "zoom.mp4", progress=update)
+    except VideoError as error:
+        write_json_atomic(out_dir / "zoom.json", summary)
+        raise fail(str(error)) from None
+    write_json_atomic(out_dir / "zoom.json", summary)
+    reused = sum(not k.rendered for k in run.keyframes)
+    elapsed = sum(k.elapsed_s for k in run.keyframes)
+    err.print(
+        f"{out_dir}: {len(run.keyframes)} keyframes ({reused} reused, {elapsed:.1f} s), {summary['frames']} frames",
+        highlight=False,
+    )
+
+
+@app.command("serve")
+def serve_cli(
+    config: ConfigArg = None,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0: any free port).")] = 8000,
+    host: Annotated[str, typer.Option("--host", help="Address to bind (127.0.0.1: this machine only).")] = "127.0.0.1",
+    resolution: Annotated[int, typer.Option("--resolution", min=8, max=4096, help="Longer image side.")] = 512,
+    set_: SetOpt = None,
+) -> None:
+    """Interactive explorer in the browser: zoom, pan, class fractions, D, recipe and zoom export."""
+    from fractalgd.config import ConfigError, load_config
+    from fractalgd.explorer.server import serve
+
+    try:
+        cfg = load_config(config, set_ or [])
+    except ConfigError as error:
+        raise fail(str(error)) from None
+    try:
+        serve(cfg, host, port, resolution, announce=typer.echo)
+    except OSError as error:
+        raise fail(f"cannot listen on {host}:{port}: {error}") from None
+
+
+@app.command("analyze")
+def analyze_cli(
+    path: Annotated[Path, typer.Argument(help="Render directory (labels.npy + meta.json) or a 2-D .npy label array.")],
+    classes: Annotated[str | None, typer.Option("--classes", help="Boundary of one pair: a,b (names, or ids).")] = None,
+    box: Annotated[int, typer.Option("--box", min=1, help="Box side (px) of the basin entropies.")] = 5,
+    method: Annotated[str, typer.Option("--method", help="boxcount | sd | uncertainty (re-runs the engine).")] = "boxcount",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Where to write the JSON (default: analysis.json).")] = None,
+) -> None:
+    """Fractal dimension of the basin boundary (D ± error, fit range), basin entropy, Wada test."""
+    from fractalgd.config import ConfigError
+    from fractalgd.output.analysis_files import load_input, write_report
+    from fractalgd.pipeline import analyze
+
+    try:
+        labels, names, config, default_json = load_input(path, need_config=method == "uncertainty")
+        pair = [c.strip() for c in classes.split(",")] if classes else None
+        # Only the uncertainty exponent runs the engine long enough to need a progress bar.
+        engine = method == "uncertainty" and config is not None
+        bar = progress_bar("uncertainty exponent") if engine else contextlib.nullcontext(None)
+        with bar as update:
+            result = analyze(labels, names, classes=pair, box=box, method=method, config=config, progress=update)
+    except ConfigError as error:  # AnalysisError is one: degenerate images, bad classes, missing recipe
+        raise fail(str(error)) from None
+    json_path, plot_path = write_report(result, json_out or default_json)
+    lo, hi = result["fit_range"]
+    unit = "of the view" if method == "uncertainty" else "px"
+    typer.echo(f"D = {result['dimension']:.4f} ± {result['stderr']:.4f} ({method}, fit range {lo:g}..{hi:g} {unit})")
+    sd = result["sd_dimension"]
+    typer.echo(f"Sohl-Dickstein median slope {sd:.4f}" if sd is not None else "Sohl-Dickstein mode: n/a")
+    typer.echo(f"Sb = {result['basin_entropy']:.4f}, Sbb = {result['boundary_basin_entropy']:.4f} (box {box} px)")
+    if "wada" in result:
+        wada = result["wada"]
+        typer.echo(f"Wada: {'yes' if wada['wada'] else 'no'} (p = {wada['p']:.3f} at r = {wada['r']} px)")
+    for warning in result["warnings"]:
+        err.print(f"warning: {warning}", highlight=False, soft_wrap=True)
+    err.print(f"wrote {json_path} and {plot_path}", highlight=False)
+
+
+@app.command("trace")
+def trace_cli(
+    config: ConfigArg = None,
+    at: Annotated[str, typer.Option("--at", help="The pixel: X,Y in the plane's coordinates (physical values).")] = "",
+    out: Annotated[Path | None, typer.Option("--out", help="PNG to write (default: outputs/NAME-trace.png).")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """One pixel's GD run: singular values, effective rank, norm and loss against time (PNG)."""
+    from fractalgd.config import ConfigError, load_config
+    from fractalgd.output.plots import plot_trace
+    from fractalgd.studies.trace import parse_at, trace_pixel
+
+    try:
+        cfg = load_config(config, set_ or [])
+        x, y = parse_at(at)
+        trace = trace_pixel(cfg, x, y)
+    except ConfigError as error:
+        raise fail(str(error)) from None
+    title = f"{cfg.name} at {cfg.plane.x.param}={x:g}, {cfg.plane.y.param}={y:g}"
+    path = plot_trace(trace, out or Path("outputs") / f"{cfg.name}-trace.png", title)
+    err.print(f"{path}: {trace.label} (decided at step {trace.decided_at})", highlight=False)
+
+
+def main() -> None:
+    from fractalgd.core.jaxenv import use_all_cores
+
+    use_all_cores()  # one XLA CPU device per core: before anything imports jax
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Labels and decision steps → an RGB image (pure: arrays in, uint8 array out).
+
+One hue per class; within a class the brightness follows the decision step on a log scale
+(fast decisions bright, slow ones dark), or, with `equalize`, the step's rank within its class
+(a per-class histogram equalization, as Sohl-Dickstein's `cdf_img` does per phase).
+"""
+
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+
+# Colours by class name, so every problem's "diverged" looks the same.
+PALETTE = {
+    "undecided": (0.10, 0.10, 0.10),
+    "diverged": (0.80, 0.22, 0.15),
+    "period2": (0.20, 0.70, 0.30),
+    "period4": (0.55, 0.80, 0.20),
+    "bounded": (0.60, 0.45, 0.75),
+    "converged": (0.20, 0.45, 0.85),
+    "nearest": (0.95, 0.60, 0.15),
+    "farthest": (0.20, 0.45, 0.85),
+    "saddle": (0.95, 0.90, 0.30),
+}
+# Rank classes (deep, dln_sgd): a dark-to-light blue ramp, so higher rank reads as lighter.
+_RANK_RAMP = ((0.08, 0.08, 0.25), (0.12, 0.22, 0.52), (0.15, 0.40, 0.72), (0.28, 0.58, 0.86), (0.52, 0.76, 0.95))
+_RANK_RAMP += ((0.70, 0.86, 0.98), (0.82, 0.92, 1.0), (0.90, 0.96, 1.0))
+PALETTE |= {f"rank{r}": c for r, c in enumerate(_RANK_RAMP)}
+
+
+def class_colors(class_names) -> np.ndarray:
+    """(k, 3) float RGB in [0, 1]; names without a palette entry get evenly spaced hues."""
+    unknown = [n for n in class_names if n not in PALETTE]
+    extra = {n: colorsys.hsv_to_rgb((0.13 + i / max(len(unknown), 1)) % 1.0, 0.65, 0.9) for i, n in enumerate(unknown)}
+    return np.array([PALETTE.get(n, extra.get(n)) for n in class_names], dtype=np.float64)
+
+
+def shade_values(labels: np.ndarray, steps: np.ndarray, total_steps: int, equalize: bool) -> np.ndarray:
+    """Brightness in [0.35, 1] per pixel: 1 for the fastest decisions."""
+    if equalize:
+        rank = np.zeros(labels.shape, dtype=np.float64)
+        for cls in np.unique(labels):
+            mask = labels == cls
+            values = steps[mask]
+            order = np.searchsorted(np.sort(values), values, side="right")
+            rank[mask] = order / max(len(values), 1)
+        slowness = rank
+    else:
+        slowness = np.log1p(steps.astype(np.float64)) / np.log1p(max(total_steps, 1))
+    return 1.0 - 0.65 * np.clip(slowness, 0.0, 1.0)
+
+
+def colorize(
+    labels: np.ndarray,
+    steps: np.ndarray,
+    class_names,
+    total_steps: int,
+    shade: bool = True,
+    equalize: bool = False,
+) -> np.ndarray:
+    """(H, W) labels and steps → (H, W, 3) uint8 RGB."""
+    colors = class_colors(class_names)[labels]
+    if shade:
+        colors = colors * shade_values(labels, steps, total_steps, equalize)[..., None]
+    return np.round(np.clip(colors, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def signed_cdf(score: np.ndarray, buffer: float = 0.25) -> np.ndarray:
+    """Sohl-Dickstein's `cdf_img` (anchors.md §1.7): a histogram equalization per sign.
+
+    Negative scores (trainable) map uniformly by rank onto [−1, −buffer], the others onto
+    [buffer, 1]; the result is negated, so trainable runs land on [buffer, 1] (blue in Spectral).
+    """
+    ranked = np.sort(score.ravel())
+    negative = int(np.sum(ranked < 0))
+    target = np.concatenate((np.linspace(-1, -buffer, negative), np.linspace(buffer, 1, ranked.size - negative)))
+    return -np.interp(score, ranked, target)
+
+
+# ColorBrewer's Spectral (11 classes), the anchors of matplotlib's "Spectral" colormap, in 8-bit steps.
+_SPECTRAL = np.array([
+    (158, 1, 66), (213, 62, 79), (244, 109, 67), (253, 174, 97), (254, 224, 139), (255, 255, 191),
+    (230, 245, 152), (171, 221, 164), (102, 194, 165), (50, 136, 189), (94, 79, 162),
+]) / 255.0  # fmt: skip
+_LUT_SIZE = 256
+
+
+def spectral(x: np.ndarray) -> np.ndarray:
+    """matplotlib's Spectral colormap on x ∈ [0, 1] → (..., 3) float RGB: a 256-entry table, linear
+    between the 11 anchors, looked up by ⌊256·x⌋ (clipped), as matplotlib does."""
+    grid = np.linspace(0.0, 1.0, _LUT_SIZE)
+    anchors = np.linspace(0.0, 1.0, len(_SPECTRAL))
+    lut = np.stack([np.interp(grid, anchors, _SPECTRAL[:, c]) for c in range(3)], axis=-1)
+    index = np.clip((np.asarray(x, dtype=np.float64) * _LUT_SIZE).astype(np.int64), 0, _LUT_SIZE - 1)
+    return lut[index]
+
+
+def colorize_score(score: np.ndarray) -> np.ndarray:
+    """(H, W) signed score → (H, W, 3) uint8: `signed_cdf` through Spectral on [−1, 1] (his colours)."""
+    rgb = spectral((signed_cdf(score) + 1) / 2)
+    return np.round(rgb * 255).astype(np.uint8)

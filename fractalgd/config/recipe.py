@@ -1,0 +1,315 @@
+"""TOML recipes → validated, frozen configuration; and back to TOML.
+
+A recipe has the tables `[problem]` (the `kind` picks the problem class, the other keys are its
+own), `[gd]`, `[plane]` (with `[plane.x]` and `[plane.y]`), `[engine]`, `[render]` and
+`[analysis]`. Every key has a default, so `resolved` is the full recipe: written next to every
+image, it redraws it exactly. Unknown keys and wrong types are errors that name the key.
+A Config is changed only through `with_view` / `with_overrides`, which validate again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fractalgd.config.tables import coerce, merge_table, number_list, positive_int
+from fractalgd.config.toml import apply_overrides, dump_toml, read_toml, with_values
+from fractalgd.config.zoom import parse_zoom
+from fractalgd.core.errors import ConfigError
+from fractalgd.core.jaxenv import with_x64
+from fractalgd.core.plane import Axis, Plane, View
+from fractalgd.core.precision import FLOAT_DTYPES
+from fractalgd.problems import REGISTRY, get_problem
+from fractalgd.problems.base import NONNEGATIVE, POSITIVE, Problem, RecipeContext
+
+DTYPES = FLOAT_DTYPES
+MAX_STEPS = 2**31 - 1  # the engine counts steps in int32
+
+# Defaults of every table but [problem] (owned by the problem class) and the plane axes.
+DEFAULTS: dict[str, Any] = {
+    "name": "render",
+    "gd": {"eta": 0.1, "steps": 1000, "dtype": "float32"},
+    "plane": {"resolution": [512, 512], "base": [], "dir1": [], "dir2": [], "seed": 0},
+    "engine": {
+        "check_every": 32,
+        "block": 0,
+        "tile": 1 << 18,
+        "unroll": 2,
+        "batch_blocks": 0,
+        "backend": "auto",
+        "out_of_core": "auto",
+        "disk_tile": 2048,
+    },
+    "render": {"shade": True, "equalize": False, "axes": False, "histogram": False},
+    "analysis": {"enabled": False, "classes": [], "box": 5, "method": "boxcount"},
+}
+ANALYSIS_METHODS = ("boxcount", "sd", "uncertainty")
+AXIS_KEYS = ("param", "min", "max", "center", "width", "scale")
+
+
+def default_recipe_path() -> Path:
+    """The default recipe, shipped inside the package (also `configs/default.toml` in a checkout)."""
+    return Path(str(resources.files("fractalgd").joinpath("recipes", "default.toml")))
+
+
+@dataclass(frozen=True)
+class GDConfig:
+    eta: float
+    steps: int
+    dtype: str
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    check_every: int
+    block: int
+    tile: int
+    unroll: int
+    batch_blocks: int  # 0: pick by backend
+    backend: str  # "auto", "xla" or "pallas"
+    out_of_core: str  # "auto" (tiled above 4096² px), "on" or "off"; see fractalgd.tiled
+    disk_tile: int  # side of the on-disk tiles of a tiled render
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    shade: bool
+    equalize: bool
+    axes: bool
+    histogram: bool
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """[analysis]: run fractalgd.analysis after rendering; results land in meta.json."""
+
+    enabled: bool
+    classes: tuple[str, ...]  # () = boundary between any two classes, or two class names
+    box: int  # box side (px) of the basin entropies
+    method: str  # "boxcount", "sd" or "uncertainty"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A resolved recipe: typed sections plus the full dict they came from."""
+
+    name: str
+    problem: Problem
+    gd: GDConfig
+    plane: Plane
+    engine: EngineConfig
+    render: RenderConfig
+    resolved: dict
+    analysis: AnalysisConfig | None = None
+
+    def to_toml(self) -> str:
+        return dump_toml(self.resolved)
+
+    def with_overrides(self, overrides) -> Config:
+        """This recipe with `key.path=value` overrides applied, validated again."""
+        return config_from_dict(apply_overrides(self.resolved, overrides))
+
+    def with_values(self, values: dict[str, Any]) -> Config:
+        """This recipe with dotted keys set to (already parsed) values, validated again."""
+        return config_from_dict(with_values(self.resolved, values))
+
+    def with_view(self, view: View, resolution: tuple[int, int] | None = None, **values) -> Config:
+        """This recipe on another view (axis units) and resolution (W, H); `values` as in `with_values`."""
+        plane = self.plane.with_view(view, resolution)
+        changes = {"plane.resolution": list(plane.resolution)}
+        for key, axis in (("x", plane.x), ("y", plane.y)):
+            changes[f"plane.{key}"] = {"param": axis.param, "scale": axis.scale, "min": axis.lo, "max": axis.hi}
+        return self.with_values({**changes, **values})
+
+    @property
+    def recipe_hash(self) -> str:
+        """SHA-256 of everything that can change a pixel's label or step (the key of every resume).
+
+        Left out: the name, [render] (colours only), [analysis] and the engine's `tile` and
+        `out_of_core` (how pixels are batched). The backend is in: float rounding may differ
+        between CPU and GPU.
+        """
+        import jax
+
+        resolved = json.loads(json.dumps(self.resolved))
+        for key in ("name", "render", "analysis"):
+            resolved.pop(key, None)
+        for key in ("tile", "out_of_core"):
+            resolved["engine"].pop(key, None)
+        resolved["backend"] = jax.default_backend()
+        return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a TOML recipe (None: the default), apply `key.path=value` overrides, validate."""
+    raw = read_toml(path if path is not None else default_recipe_path())
+    return config_from_dict(apply_overrides(raw, overrides))
+
+
+# --- one table at a time ------------------------------------------------------------------------
+
+
+def _problem_table(raw: dict) -> tuple[type[Problem], str, dict]:
+    problem_raw = raw.get("problem", {})
+    if not isinstance(problem_raw, dict):
+        raise ConfigError("problem: expected a table")
+    kind = coerce("problem.kind", problem_raw.get("kind", "scalar"), "")
+    if kind not in REGISTRY:
+        raise ConfigError(f"problem.kind: unknown problem kind '{kind}' (known: {', '.join(sorted(REGISTRY))})")
+    cls = get_problem(kind)
+    params = merge_table("problem", {k: v for k, v in problem_raw.items() if k != "kind"}, cls.defaults)
+    return cls, kind, params
+
+
+def _gd_table(raw: dict) -> dict:
+    gd = merge_table("gd", raw.get("gd", {}), DEFAULTS["gd"])
+    if gd["dtype"] not in DTYPES:
+        raise ConfigError(f"gd.dtype: unknown dtype '{gd['dtype']}' (known: {', '.join(DTYPES)})")
+    positive_int("gd.steps", gd["steps"])
+    if gd["steps"] > MAX_STEPS:
+        raise ConfigError(f"gd.steps: at most {MAX_STEPS} (2³¹ − 1, the engine's int32 step counter), got {gd['steps']}")
+    if gd["eta"] <= 0:
+        raise ConfigError(f"gd.eta: the step size must be > 0, got {gd['eta']}")
+    return gd
+
+
+def _resolve_axis(key: str, given: Any, default_param: str) -> dict:
+    if not isinstance(given, dict):
+        raise ConfigError(f"{key}: expected a table with param and min/max (or center/width)")
+    unknown = sorted(set(given) - set(AXIS_KEYS))
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}: unknown key (known: {', '.join(AXIS_KEYS)})")
+    param = coerce(f"{key}.param", given.get("param", default_param), "")
+    scale = coerce(f"{key}.scale", given.get("scale", "linear"), "")
+    if scale not in ("linear", "log10"):
+        raise ConfigError(f"{key}.scale: must be 'linear' or 'log10', got '{scale}'")
+    nums = {k: coerce(f"{key}.{k}", given[k], 0.0) for k in ("min", "max", "center", "width") if k in given}
+    if {"min", "max"} <= nums.keys() and not nums.keys() & {"center", "width"}:
+        lo, hi = nums["min"], nums["max"]
+    elif {"center", "width"} <= nums.keys() and not nums.keys() & {"min", "max"}:
+        lo, hi = nums["center"] - nums["width"] / 2, nums["center"] + nums["width"] / 2
+    else:
+        raise ConfigError(f"{key}: give either min and max, or center and width")
+    if not hi > lo:
+        raise ConfigError(f"{key}: bounds must increase, got min={lo} max={hi}")
+    return {"param": param, "min": lo, "max": hi, "scale": scale}
+
+
+def _plane_table(raw: dict, default_axes: tuple[str, str]) -> dict:
+    plane_raw = raw.get("plane", {})
+    if not isinstance(plane_raw, dict):
+        raise ConfigError("plane: expected a table")
+    plane_raw = dict(plane_raw)
+    axes_raw = {k: plane_raw.pop(k) for k in ("x", "y") if k in plane_raw}
+    plane = merge_table("plane", plane_raw, DEFAULTS["plane"])
+    res = plane["resolution"]
+    if len(res) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in res):
+        raise ConfigError(f"plane.resolution: must be two positive integers [W, H], got {res!r}")
+    for key in ("base", "dir1", "dir2"):
+        plane[key] = number_list(f"plane.{key}", plane[key])
+    for key, default in zip(("x", "y"), default_axes, strict=True):
+        plane[key] = _resolve_axis(f"plane.{key}", axes_raw.get(key, {"min": -1.0, "max": 1.0}), default)
+    if plane["x"]["param"] == plane["y"]["param"]:
+        raise ConfigError(f"plane.y.param: both axes sweep '{plane['x']['param']}'")
+    return plane
+
+
+def _check_coordinates(plane: dict, problem: Problem) -> None:
+    """Both axes sweep coordinates of the problem, inside their domains (on linear axes)."""
+    coords = problem.coordinates()
+    for key in ("x", "y"):
+        axis = plane[key]
+        if axis["param"] not in coords:
+            known = ", ".join(coords)
+            raise ConfigError(f"plane.{key}.param: '{axis['param']}' is not a coordinate of '{problem.kind}' (known: {known})")
+        domain = coords[axis["param"]]
+        if axis["scale"] == "linear" and domain in (POSITIVE, NONNEGATIVE):
+            ok = axis["min"] > 0 if domain == POSITIVE else axis["min"] >= 0
+            if not ok:
+                bound = "> 0" if domain == POSITIVE else ">= 0"
+                raise ConfigError(f"plane.{key}.min: '{axis['param']}' must be {bound}, got {axis['min']}")
+
+
+def _engine_table(raw: dict) -> dict:
+    engine = merge_table("engine", raw.get("engine", {}), DEFAULTS["engine"])
+    if engine["block"] < 0:
+        raise ConfigError(f"engine.block: must be >= 0 (0: the problem's preferred size), got {engine['block']}")
+    for key in ("check_every", "tile", "unroll", "disk_tile"):
+        positive_int(f"engine.{key}", engine[key])
+    if engine["out_of_core"] not in ("auto", "on", "off"):
+        raise ConfigError(f"engine.out_of_core: must be 'auto', 'on' or 'off', got '{engine['out_of_core']}'")
+    if engine["backend"] not in ("auto", "xla", "pallas"):
+        raise ConfigError(f"engine.backend: must be 'auto', 'xla' or 'pallas', got '{engine['backend']}'")
+    if engine["block"] > 1024:
+        raise ConfigError(f"engine.block: at most 1024 pixels per early-exit block, got {engine['block']}")
+    return engine
+
+
+def _analysis_table(given: Any, class_names) -> dict:
+    analysis = merge_table("analysis", given, DEFAULTS["analysis"])
+    if analysis["method"] not in ANALYSIS_METHODS:
+        raise ConfigError(f"analysis.method: must be one of {', '.join(ANALYSIS_METHODS)}, got '{analysis['method']}'")
+    positive_int("analysis.box", analysis["box"])
+    classes = analysis["classes"]
+    if classes and (len(classes) != 2 or len(set(map(str, classes))) != 2):
+        raise ConfigError(f"analysis.classes: give two different class names (or none for all), got {classes!r}")
+    for name in classes:
+        if name not in class_names:
+            raise ConfigError(f"analysis.classes: unknown class '{name}' (known: {', '.join(class_names)})")
+    return analysis
+
+
+def _view(plane: dict) -> Plane:
+    w, h = plane["resolution"]
+    x, y = plane["x"], plane["y"]
+    return Plane(Axis(x["param"], x["min"], x["max"], x["scale"], w), Axis(y["param"], y["min"], y["max"], y["scale"], h))
+
+
+@with_x64  # problems may draw their instances with JAX in float64
+def config_from_dict(raw: dict) -> Config:
+    """Validate a recipe dict and build the typed configuration."""
+    if not isinstance(raw, dict):
+        raise ConfigError("recipe: expected a table")
+    known = {"name", "problem", "zoom", *DEFAULTS}  # [zoom] is the zoom study's; render ignores it
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
+    name = coerce("name", raw.get("name", DEFAULTS["name"]), "")
+    cls, kind, params = _problem_table(raw)
+    gd = _gd_table(raw)
+    plane = _plane_table(raw, cls.default_axes)
+    engine = _engine_table(raw)
+    render_cfg = merge_table("render", raw.get("render", {}), DEFAULTS["render"])
+    ctx = RecipeContext(
+        gd["eta"], gd["steps"], gd["dtype"], tuple(plane["base"]), tuple(plane["dir1"]), tuple(plane["dir2"]),
+        plane["seed"], (plane["x"]["param"], plane["y"]["param"]),
+    )  # fmt: skip
+    problem = cls.from_recipe(params, ctx)
+    _check_coordinates(plane, problem)
+    view = _view(plane)
+    analysis = _analysis_table(raw.get("analysis", {}), problem.class_names)
+    if "zoom" in raw:  # validated here too, so a typo in [zoom] also fails `fractalgd render`
+        parse_zoom(raw["zoom"], view)
+    resolved = {
+        "name": name,
+        "problem": {"kind": kind, **params},
+        "gd": gd,
+        "plane": plane,
+        "engine": engine,
+        "render": render_cfg,
+        "analysis": analysis,
+    }
+    return Config(
+        name=name,
+        problem=problem,
+        gd=GDConfig(**gd),
+        plane=view,
+        engine=EngineConfig(**engine),
+        render=RenderConfig(**render_cfg),
+        resolved=resolved,
+        analysis=AnalysisConfig(**{**analysis, "classes": tuple(analysis["classes"])}),
+    )

@@ -1,0 +1,82 @@
+"""TOML in and out: reading recipe files, `--set key.path=value` overrides, writing resolved recipes."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from fractalgd.core.errors import ConfigError
+
+
+def read_toml(path: str | Path, what: str = "config file") -> dict:
+    """Parse a TOML file; a missing or malformed file is a ConfigError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} '{path}' not found")
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{what} '{path}' is not valid TOML: {err}") from None
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`a.b=value` → (["a", "b"], value), the value read as TOML (a bare word is a string)."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set '{item}': expected key.path=value")
+    try:
+        value = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()
+    return key.split("."), value
+
+
+def set_dotted(raw: dict, parts: list[str], value: Any) -> None:
+    """raw[p0][p1]...[pn] = value, creating tables on the way (ConfigError if a part is not a table)."""
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {'.'.join(parts)}: '{part}' is not a table")
+        node = child
+    node[parts[-1]] = value
+
+
+def with_values(raw: dict, values: dict[str, Any]) -> dict:
+    """A copy of `raw` with dotted keys set to (already parsed) values."""
+    raw = copy.deepcopy(raw)
+    for key, value in values.items():
+        set_dotted(raw, key.split("."), value)
+    return raw
+
+
+def apply_overrides(raw: dict, overrides) -> dict:
+    """A copy of `raw` with `key.path=value` overrides applied in order."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        set_dotted(raw, *parse_override(item))
+    return raw
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def dump_toml(data: dict, prefix: str = "") -> str:
+    """Write nested dicts of scalars and lists as TOML (floats round-trip exactly via repr)."""
+    parts = ["\n".join(f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict))]
+    for key, value in data.items():
+        if isinstance(value, dict):
+            parts.append(f"[{prefix}{key}]\n" + dump_toml(value, prefix=f"{prefix}{key}."))
+    return "\n\n".join(p.strip("\n") for p in parts if p.strip()) + "\n"

@@ -1,0 +1,125 @@
+"""The 2-D grid of a render and its views: two axes over any coordinates, each linear or log10.
+
+A view is centre + size per axis in axis units (decades on a log10 axis), because zooms scale
+the width around a fixed centre; `View` is the one viewport type of the package (zoom keyframes,
+explorer requests, sweep windows). Pixels sit at cell centres; row 0 is the top of the image
+(largest y). Coordinates are computed in float64 as centre + k·(width/n) with k a half-integer
+offset from the middle, so a view symmetric about 0 gives exactly symmetric pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class View:
+    """An axis-aligned view in axis units: centre (x, y) and size (width, height)."""
+
+    center: tuple[float, float]
+    size: tuple[float, float]
+
+    def spacing(self, resolution) -> tuple[float, float]:
+        """Pixel pitch (x, y) at `resolution` = (W, H)."""
+        return (self.size[0] / resolution[0], self.size[1] / resolution[1])
+
+    def contains(self, other: View, rtol: float = 1e-12) -> bool:
+        """Whether `other` lies inside this view (up to rtol of this view's size)."""
+        return all(
+            abs(o - c) + s2 / 2 <= s1 / 2 * (1 + rtol)
+            for c, o, s1, s2 in zip(self.center, other.center, self.size, other.size, strict=True)
+        )
+
+    @classmethod
+    def from_bounds(cls, x0: float, x1: float, y0: float, y1: float) -> View:
+        """The view of [x0, x1] × [y0, y1] (axis units)."""
+        return cls((0.5 * (x0 + x1), 0.5 * (y0 + y1)), (x1 - x0, y1 - y0))
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One image axis: `param` (e.g. "u0", "eta") spans [lo, hi] in axis units over `n` pixels."""
+
+    param: str
+    lo: float
+    hi: float
+    scale: str = "linear"  # "linear" or "log10" (lo/hi then in decades)
+    n: int = 512
+
+    @property
+    def center(self) -> float:
+        return 0.5 * (self.lo + self.hi)
+
+    @property
+    def width(self) -> float:
+        return self.hi - self.lo
+
+    @property
+    def spacing(self) -> float:
+        """Pixel pitch in axis units."""
+        return self.width / self.n
+
+    def axis_units(self, index: np.ndarray) -> np.ndarray:
+        """Axis-unit coordinate (decades on a log axis) of pixel centres `index` ∈ [0, n)."""
+        return self.center + (np.asarray(index, dtype=np.float64) - (self.n - 1) / 2) * self.spacing
+
+    def to_physical(self, value: np.ndarray) -> np.ndarray:
+        return np.power(10.0, value) if self.scale == "log10" else value
+
+    def values(self, index: np.ndarray) -> np.ndarray:
+        """Physical coordinate of pixel centres `index` (float64)."""
+        return self.to_physical(self.axis_units(index))
+
+    def with_view(self, center: float, width: float, n: int | None = None) -> Axis:
+        return replace(self, lo=center - width / 2, hi=center + width / 2, n=self.n if n is None else n)
+
+
+@dataclass(frozen=True)
+class Plane:
+    """The image grid: `x` across columns (left → right), `y` down rows (top = hi)."""
+
+    x: Axis
+    y: Axis
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W), the shape of label images."""
+        return (self.y.n, self.x.n)
+
+    @property
+    def size(self) -> int:
+        return self.x.n * self.y.n
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        """(W, H), as recipes write it."""
+        return (self.x.n, self.y.n)
+
+    @property
+    def view(self) -> View:
+        return View((self.x.center, self.y.center), (self.x.width, self.y.width))
+
+    def with_view(self, view: View, resolution: tuple[int, int] | None = None) -> Plane:
+        """The same axes over `view` (and at `resolution` = (W, H) if given)."""
+        w, h = resolution if resolution is not None else self.resolution
+        return Plane(self.x.with_view(view.center[0], view.size[0], w), self.y.with_view(view.center[1], view.size[1], h))
+
+    def coordinates(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """Physical coordinates of the flat pixels [start, stop) (row-major, row 0 at the top)."""
+        flat = np.arange(start, stop, dtype=np.int64)
+        row, col = np.divmod(flat, self.x.n)
+        return {self.x.param: self.x.values(col), self.y.param: self.y.values(self.y.n - 1 - row)}
+
+    def column_values(self) -> np.ndarray:
+        """Physical x of every column, left to right (float64, W)."""
+        return self.x.values(np.arange(self.x.n))
+
+    def row_values(self) -> np.ndarray:
+        """Physical y of every row, top to bottom (float64, H; decreasing)."""
+        return self.y.values(self.y.n - 1 - np.arange(self.y.n))
+
+    def extent(self) -> tuple[float, float, float, float]:
+        """(left, right, bottom, top) in axis units, for matplotlib's imshow."""
+        return (self.x.lo, self.x.hi, self.y.lo, self.y.hi)

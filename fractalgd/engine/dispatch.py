@@ -1,0 +1,63 @@
+"""`run_batch`: the engine's one entry point, choosing the Pallas or the XLA path.
+
+Structure (perf-baseline.md §8): pixels are sharded over the local devices, each device walks its
+share in blocks of ≤ 1024 pixels, and each block runs `fractalgd.engine.blocks.block_runner`.
+On GPU the same block function runs as one Pallas kernel per block (falling back to XLA where a
+kernel does not lower).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+
+import jax
+
+from fractalgd.core.jaxenv import with_x64
+from fractalgd.engine.options import EngineOptions, EngineResult
+from fractalgd.engine.xla import run_batch_xla
+
+_PALLAS_FAILED: set = set()
+
+
+def uses_pallas(backend: str, platform: str) -> bool:
+    """Kernel selection: Pallas when asked for, or by default on GPU; XLA otherwise."""
+    return backend == "pallas" or (backend == "auto" and platform == "gpu")
+
+
+def _try_pallas(kernel, state0, hyper, opts: EngineOptions):
+    """The Pallas path; under "auto", a kernel it cannot lower falls back to XLA (warned once)."""
+    if opts.backend == "auto" and kernel in _PALLAS_FAILED:
+        return None
+    from fractalgd.engine.pallas import run_batch_pallas  # jax.experimental.pallas: only the GPU path needs it
+
+    try:
+        return run_batch_pallas(kernel, state0, hyper, opts)
+    except Exception as error:  # a lowering/compile failure of an untested kernel on this device
+        if opts.backend == "pallas":
+            raise
+        _PALLAS_FAILED.add(kernel)
+        warnings.warn(f"Pallas engine unavailable for {type(kernel).__name__} ({error!s:.200}); using XLA", stacklevel=3)
+        return None
+
+
+@with_x64
+def run_batch(kernel, state0, hyper: dict, opts: EngineOptions, devices=None) -> EngineResult:
+    """Run GD for every pixel of `state0` (arrays with a trailing pixel axis) on all devices.
+
+    Args:
+      kernel: a problem kernel (prepare / step / decided / label), hashable.
+      state0: pytree of arrays (..., n), all of one float dtype.
+      hyper: name → array of shape () (shared) or (n,) (per pixel), same dtype.
+      opts: step budget and engine knobs.
+      devices: devices to shard over (default: this process's devices of the default backend).
+    """
+    devices = tuple(devices or jax.local_devices())
+    if not opts.block:
+        # Small states (2 numbers a pixel) like wide blocks; matrix states fit cache at ~64 pixels.
+        opts = replace(opts, block=kernel.block)
+    if uses_pallas(opts.backend, devices[0].platform):
+        result = _try_pallas(kernel, state0, hyper, opts)
+        if result is not None:
+            return result
+    return run_batch_xla(kernel, state0, hyper, opts, devices)

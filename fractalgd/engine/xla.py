@@ -1,0 +1,94 @@
+"""The XLA path: pixels sharded over the local devices, each device walking its blocks with `lax.map`.
+
+On CPU one XLA device per core (`shard_map`), each running one block at a time so a block stays in
+cache and exits on its own; on GPU all of a device's blocks advance together to fill it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import Mesh, PartitionSpec
+
+from fractalgd.engine.blocks import block_runner
+from fractalgd.engine.options import EngineOptions, EngineResult
+
+
+def _to_blocks(x, block: int):
+    """(..., n) → (n / block, ..., block)."""
+    return jnp.moveaxis(x.reshape(*x.shape[:-1], x.shape[-1] // block, block), -2, 0)
+
+
+def _from_blocks(x):
+    """(nb, ..., block) → (..., nb·block)."""
+    x = jnp.moveaxis(x, 0, -2)
+    return x.reshape(*x.shape[:-2], -1)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(kernel, opts: EngineOptions, devices: tuple, batch_blocks: int):
+    def per_device(state0, hyper_px, hyper_scalar):
+        run_block = block_runner(kernel, opts, hyper_scalar)
+        blocks = jax.tree_util.tree_map(lambda x: _to_blocks(x, opts.block), (state0, hyper_px))
+        nb = jax.tree_util.tree_leaves(blocks)[0].shape[0]
+        labels, steps, state, t = lax.map(run_block, blocks, batch_size=min(batch_blocks, nb) if batch_blocks > 1 else None)
+        return _from_blocks(labels), _from_blocks(steps), jax.tree_util.tree_map(_from_blocks, state), t
+
+    if len(devices) == 1:
+        return jax.jit(per_device)
+    mesh = Mesh(np.array(devices), ("px",))
+
+    def pixel_spec(x):
+        return PartitionSpec(*([None] * (x.ndim - 1)), "px")
+
+    def sharded(state0, hyper_px, hyper_scalar):
+        specs_in = (
+            jax.tree_util.tree_map(pixel_spec, state0),
+            jax.tree_util.tree_map(pixel_spec, hyper_px),
+            jax.tree_util.tree_map(lambda _: PartitionSpec(), hyper_scalar),
+        )
+        specs_out = (PartitionSpec("px"), PartitionSpec("px"), specs_in[0], PartitionSpec("px"))
+        return jax.shard_map(per_device, mesh=mesh, in_specs=specs_in, out_specs=specs_out, check_vma=False)(
+            state0, hyper_px, hyper_scalar
+        )
+
+    return jax.jit(sharded)
+
+
+def default_batch_blocks(devices) -> int:
+    # CPU: one block at a time keeps it in cache and exits per block. GPU: blocks must run side by
+    # side to fill the device, so all of a device's blocks advance together.
+    return 1 if devices[0].platform == "cpu" else 1 << 30
+
+
+def run_batch_xla(kernel, state0, hyper: dict, opts: EngineOptions, devices: tuple) -> EngineResult:
+    """`run_batch` on the XLA path (opts.block already resolved)."""
+    leaves = jax.tree_util.tree_leaves(state0)
+    n = leaves[0].shape[-1]
+    # Small batches use fewer devices rather than padding every device to a full block.
+    devices = devices[: max(1, min(len(devices), math.ceil(n / opts.block)))]
+    unit = len(devices) * opts.block
+    padded = math.ceil(n / unit) * unit
+
+    def pad(x):
+        x = np.asarray(x)
+        return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, padded - n)], mode="edge") if padded != n else x
+
+    state_p = jax.tree_util.tree_map(pad, state0)
+    hyper_px = {k: pad(v) for k, v in hyper.items() if np.ndim(v) > 0}
+    hyper_scalar = {k: np.asarray(v) for k, v in hyper.items() if np.ndim(v) == 0}
+    batch = opts.batch_blocks or default_batch_blocks(devices)
+    fn = _compiled(kernel, opts, devices, batch)
+    if len(devices) == 1:
+        state_p, hyper_px, hyper_scalar = jax.device_put((state_p, hyper_px, hyper_scalar), devices[0])
+    labels, steps, state, t = fn(state_p, hyper_px, hyper_scalar)
+    labels, steps, t = np.asarray(labels)[:n], np.asarray(steps)[:n], np.asarray(t)
+    block_of_pixel = np.minimum(np.arange(padded) // opts.block, len(t) - 1)
+    executed = int(np.bincount(block_of_pixel[:n], minlength=len(t)) @ t.astype(np.int64))
+    state = jax.tree_util.tree_map(lambda x: np.asarray(x)[..., :n], state)
+    return EngineResult(labels.astype(np.uint8), steps.astype(np.int32), state, executed)

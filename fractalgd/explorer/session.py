@@ -1,0 +1,345 @@
+"""The interactive explorer's logic: views → configs → cancellable renders, recipes, D.
+
+A *view* is what the page sends: `{"x": {"center": c, "width": w}, "y": {...}}` in axis units
+(decades on a log10 axis). The config of a view is the base recipe with `--set`-style overrides
+applied, then `plane.resolution = [W, H]` and `plane.x`/`plane.y` replaced by
+min/max = c ∓ w/2, validated by `config_from_dict`, so an exported recipe renders to the same
+labels with `fractalgd render`. Everything here returns or raises (`RequestError` for bad
+input, `Superseded` for a cancelled render); `fractalgd.serve` turns that into HTTP.
+
+Cancellation: each client id has a generation counter; a new render request takes the next
+generation, and a render checks between tiles (`fractalgd.pipeline.render` with a raising progress callback) that its
+generation is still the newest, so one superseded by a newer request of the same client stops
+early. One engine run at a time over all clients (the engine already uses every device).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import replace
+
+import numpy as np
+
+from fractalgd.analysis.boundary import boundary_mask
+from fractalgd.analysis.boxcount import box_count
+from fractalgd.colour import class_colors, colorize
+from fractalgd.config import Config, ConfigError, dump_toml, parse_override, parse_zoom
+from fractalgd.core.plane import View
+from fractalgd.core.precision import check_range, resolvable_dtype
+from fractalgd.output.png import png_bytes
+from fractalgd.pipeline import render
+
+MAX_SIDE = 4096  # pixels per image side (4096² is the paper's final resolution, anchors.md §1.3)
+MAX_STEPS = 100_000  # gd.steps an interactive request may ask for
+SERVE_TILE = 1 << 16  # pixels per engine call: a superseded render stops within one tile
+CACHE_SIZE = 8  # full renders kept for "D of this view"
+MAX_CLIENTS = 256
+
+
+class RequestError(ValueError):
+    """A request that cannot be served; `status` is the HTTP code (4xx)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+class Superseded(RuntimeError):
+    """A newer request of the same client replaced this render."""
+
+
+def _number(key: str, value) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise RequestError(f"{key}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def parse_view(view) -> dict:
+    """Check `{"x": {"center", "width"}, "y": {...}}`: finite centres, widths > 0."""
+    if not isinstance(view, dict):
+        raise RequestError(f"view: expected {{'x': {{'center', 'width'}}, 'y': ...}}, got {view!r}")
+    out = {}
+    for key in ("x", "y"):
+        axis = view.get(key)
+        if not isinstance(axis, dict) or set(axis) - {"center", "width"} or len(axis) != 2:
+            raise RequestError(f"view.{key}: expected {{'center': number, 'width': number}}, got {axis!r}")
+        center, width = _number(f"view.{key}.center", axis["center"]), _number(f"view.{key}.width", axis["width"])
+        if not width > 0:
+            raise RequestError(f"view.{key}.width: must be > 0, got {width}")
+        out[key] = {"center": center, "width": width}
+    return out
+
+
+def parse_resolution(resolution) -> list[int]:
+    """[W, H], each an integer in [1, MAX_SIDE]."""
+    ok = isinstance(resolution, list) and len(resolution) == 2
+    ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SIDE for v in resolution)
+    if not ok:
+        raise RequestError(f"resolution: expected [W, H], integers in 1..{MAX_SIDE}, got {resolution!r}")
+    return list(resolution)
+
+
+def parse_overrides(overrides) -> list[str]:
+    """`--set`-style overrides: a list of "key.path=value" strings."""
+    if overrides is None:
+        return []
+    if not isinstance(overrides, (list, tuple)) or not all(isinstance(v, str) for v in overrides):
+        raise RequestError(f"overrides: expected a list of 'key.path=value' strings, got {overrides!r}")
+    return list(overrides)
+
+
+def allowed_overrides(base: Config) -> dict[str, type]:
+    """Keys a request may override, with their types: the step size, steps, dtype and the float
+    parameters of the problem the server was started with, and the shading. Never the kind, a loss or a path."""
+    allowed = {"gd.eta": float, "gd.steps": int, "gd.dtype": str, "render.shade": bool, "render.equalize": bool}
+    for key, default in base.problem.defaults.items():
+        if isinstance(default, float):
+            allowed[f"problem.{key}"] = float
+    return allowed
+
+
+def override_values(base: Config, overrides) -> dict:
+    """Parse `--set`-style overrides and keep them to `allowed_overrides` (RequestError otherwise)."""
+    allowed = allowed_overrides(base)
+    values = {}
+    for item in parse_overrides(overrides):
+        try:
+            parts, value = parse_override(item)
+        except ConfigError as error:
+            raise RequestError(f"overrides: {error}") from None
+        key = ".".join(parts)
+        if key not in allowed:
+            raise RequestError(f"overrides: '{key}' cannot be changed here (allowed: {', '.join(allowed)})")
+        kind = allowed[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        wrong = not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))
+        if wrong or (kind is float and not math.isfinite(value)):
+            raise RequestError(f"overrides: {key} must be a finite {kind.__name__}, got {value!r}")
+        if key == "gd.steps" and not 1 <= value <= MAX_STEPS:
+            raise RequestError(f"gd.steps: 1..{MAX_STEPS} steps in the explorer, got {value}")
+        values[key] = value
+    return values
+
+
+def view_config(base: Config, view, resolution, overrides=()) -> Config:
+    """The base recipe on `view` at `resolution`, with whitelisted overrides; validated.
+
+    The dtype follows the one precision rule (`fractalgd.core.precision`): float32 views switch to
+    float64 where their pixels would merge, and views past float64's limit are refused.
+    """
+    view, resolution = parse_view(view), parse_resolution(resolution)
+    values = {"name": f"{base.name}-view", **override_values(base, overrides)}  # `render` keeps the base's outputs
+    box = View((view["x"]["center"], view["y"]["center"]), (view["x"]["width"], view["y"]["width"]))
+    try:
+        config = base.with_view(box, tuple(resolution), **values)
+        check_range((config.plane.x, config.plane.y), config.gd.dtype)
+    except ConfigError as error:  # → 400 at the HTTP edge
+        raise RequestError(str(error)) from None
+    dtype = resolvable_dtype(box, resolution, (config.plane.x, config.plane.y), config.gd.dtype)
+    if dtype is None:
+        raise RequestError(
+            f"view.x.width: at {box.size[0]:.3g} wide the pixels are closer than float64's resolution; zoom out"
+        )
+    return config if dtype == config.gd.dtype else config.with_values({"gd.dtype": dtype})
+
+
+def axis_json(axis) -> dict:
+    return {"param": axis.param, "scale": axis.scale, "center": axis.center, "width": axis.width,
+            "min": axis.lo, "max": axis.hi}  # fmt: skip
+
+
+def hex_colors(class_names) -> list[str]:
+    return ["#" + "".join(f"{round(c * 255):02x}" for c in rgb) for rgb in class_colors(class_names)]
+
+
+def legend(labels: np.ndarray, class_names) -> list[dict]:
+    """Classes present in `labels`: id, name, colour, count, fraction (fractions sum to 1)."""
+    counts = np.bincount(labels.ravel(), minlength=len(class_names))
+    colors = hex_colors(class_names)
+    return [
+        {"id": i, "name": n, "color": colors[i], "count": int(counts[i]), "fraction": counts[i] / labels.size}
+        for i, n in enumerate(class_names)
+        if counts[i]
+    ]
+
+
+class Explorer:
+    """Serves one base recipe: renders views for clients, keeps the last renders for analysis."""
+
+    def __init__(self, base: Config, resolution: int = 512, tile: int = SERVE_TILE, on_tile=None):
+        self.base = base
+        w, h = base.plane.x.n, base.plane.y.n
+        scale = min(1.0, resolution / max(w, h))  # the base aspect, the long side at most `resolution`
+        self.resolution = [max(1, round(w * scale)), max(1, round(h * scale))]
+        self.tile = tile
+        self.on_tile = on_tile  # test hook: on_tile(client, generation, done, total)
+        self._engine = threading.Lock()  # one engine run at a time
+        self._state = threading.Lock()  # guards the counters and the cache
+        self._generation: OrderedDict[str, int] = OrderedDict()
+        self._cache: OrderedDict[int, tuple] = OrderedDict()
+        self._next_id = 0
+
+    # --- generations -----------------------------------------------------------------------------
+
+    def new_generation(self, client: str) -> int:
+        with self._state:
+            gen = self._generation.pop(client, 0) + 1
+            self._generation[client] = gen
+            while len(self._generation) > MAX_CLIENTS:
+                self._generation.popitem(last=False)
+            return gen
+
+    def current(self, client: str) -> int:
+        with self._state:
+            return self._generation.get(client, 0)
+
+    # --- endpoints -------------------------------------------------------------------------------
+
+    def initial(self) -> dict:
+        """The base view, the page's starting point."""
+        plane = self.base.plane
+        view = {k: {"center": a.center, "width": a.width} for k, a in (("x", plane.x), ("y", plane.y))}
+        return {
+            "name": self.base.name,
+            "problem": self.base.problem.kind,
+            "view": view,
+            "axes": {"x": axis_json(plane.x), "y": axis_json(plane.y)},
+            "resolution": self.resolution,
+            "max_side": MAX_SIDE,
+            "class_names": list(self.base.problem.class_names),
+            "colors": hex_colors(self.base.problem.class_names),
+        }
+
+    def render(self, body: dict) -> dict:
+        """Render a view for `body["client"]`; raises Superseded if a newer request came in."""
+        client = body.get("client", "anonymous")
+        if not isinstance(client, str) or not 0 < len(client) <= 64:
+            raise RequestError(f"client: expected an id string of 1..64 characters, got {client!r}")
+        config = view_config(self.base, body.get("view"), body.get("resolution", self.resolution),
+                             body.get("overrides"))  # fmt: skip
+        gen = self.new_generation(client)
+        start_time = time.perf_counter()
+        with self._engine:
+            labels, steps, executed = self._run(config, client, gen)
+        elapsed = time.perf_counter() - start_time
+        if self.current(client) != gen:
+            raise Superseded(f"render {gen} of client {client} superseded")
+        names = config.problem.class_names
+        rgb = colorize(labels, steps, names, config.gd.steps, config.render.shade, config.render.equalize)
+        with self._state:
+            self._next_id += 1
+            render_id = self._next_id
+            self._cache[render_id] = (labels, names)
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        image = base64.b64encode(png_bytes(rgb, config.to_toml())).decode("ascii")
+        return {
+            "render_id": render_id,
+            "generation": gen,
+            "name": config.name,
+            "view": {"x": axis_json(config.plane.x), "y": axis_json(config.plane.y)},
+            "resolution": [config.plane.x.n, config.plane.y.n],
+            "legend": legend(labels, names),
+            "image": "data:image/png;base64," + image,
+            "elapsed_s": round(elapsed, 4),
+            "pixel_steps": executed,
+        }
+
+    def _run(self, config: Config, client: str, gen: int):
+        """The engine over all pixels, tile by tile, stopping when `gen` is superseded."""
+
+        def stop_if_superseded():
+            if self.current(client) != gen:
+                raise Superseded(f"render {gen} of client {client} superseded")
+
+        def after_tile(done: int, total: int) -> None:
+            if self.on_tile is not None:
+                self.on_tile(client, gen, done, total)
+            if done < total:
+                stop_if_superseded()
+
+        stop_if_superseded()
+        # The pipeline's own tile loop; [analysis] is the explorer's "D of this view" request instead.
+        result = render(replace(config, analysis=None), progress=after_tile, tile=self.tile)
+        return result.labels, result.steps, result.meta["pixel_steps"]
+
+    def labels(self, render_id) -> tuple[np.ndarray, tuple]:
+        """(labels, class names) of a recent render."""
+        with self._state:
+            if render_id not in self._cache:
+                raise RequestError(f"render_id: {render_id!r} is not among the last {CACHE_SIZE} renders", 404)
+            return self._cache[render_id]
+
+    def dimension(self, body: dict) -> dict:
+        """Box-counting dimension of the class boundary of a recent render (fractalgd.analysis)."""
+        labels, names = self.labels(body.get("render_id"))
+        classes = body.get("classes")
+        if classes is not None:
+            ok = isinstance(classes, list) and len(classes) == 2
+            if not ok or not all(isinstance(c, int) and 0 <= c < len(names) for c in classes):
+                raise RequestError(f"classes: expected two class ids in 0..{len(names) - 1}, got {classes!r}")
+            classes = tuple(classes)
+        mask = boundary_mask(labels, classes)
+        result = box_count(mask)  # AnalysisError (a ConfigError) → 400
+        resolution = [labels.shape[1], labels.shape[0]]
+        return {**result.to_dict(), "boundary_pixels": int(mask.sum()), "resolution": resolution}
+
+    def recipe(self, body: dict) -> dict:
+        """The TOML recipe of a view (what `fractalgd render` needs to redraw it)."""
+        config = view_config(self.base, body.get("view"), body.get("resolution", self.resolution),
+                             body.get("overrides"))  # fmt: skip
+        return {"filename": f"{config.name}.toml", "toml": config.to_toml()}
+
+    def zoom_recipe(self, body: dict) -> dict:
+        """A `[zoom]` recipe for `fractalgd zoom` from keyframe views (see `zoom_table`)."""
+        keyframes = body.get("keyframes")
+        if not isinstance(keyframes, list) or len(keyframes) < 2:
+            raise RequestError("keyframes: add at least two keyframe views (the first is the widest)")
+        views = [parse_view(v) for v in keyframes]
+        resolution = body.get("resolution", self.resolution)
+        config = view_config(self.base, views[0], resolution, body.get("overrides"))
+        zoom = zoom_table(views, config.plane, body)
+        raw = {**config.resolved, "name": f"{self.base.name}-zoom", "zoom": zoom}
+        parse_zoom(zoom, config.plane)  # the zoom recipe must render with `fractalgd zoom`
+        path = "\n".join(
+            f"#   {i}: x = {v['x']['center']!r} (width {v['x']['width']!r}), y = {v['y']['center']!r}"
+            for i, v in enumerate(views)
+        )
+        header = f"# Zoom path collected in `fractalgd serve` (keyframe views, axis units):\n{path}\n"
+        return {"filename": f"{raw['name']}.toml", "toml": header + dump_toml(raw)}
+
+
+def zoom_table(views: list[dict], plane, body: dict) -> dict:
+    """`[zoom]` keys for a keyframe path: the plane is the first view, the zoom centre the last's.
+
+    `fractalgd zoom` zooms about a fixed centre by `factor` per keyframe, w_k = w_0 · f^(−k), from
+    start_width = w_first to the first keyframe no wider than final_width = w_last; the views in
+    between are kept as comments. The resolution is rounded up to even sizes (H.264).
+    """
+    first, last = views[0], views[-1]
+    start, final = first["x"]["width"], last["x"]["width"]
+    if not final < start:
+        raise RequestError(f"keyframes: the last view must be narrower than the first (widths {start} → {final})")
+    factor = _number("factor", body.get("factor", 2.0))
+    if not factor > 1:
+        raise RequestError(f"factor: must be > 1, got {factor}")
+    zoom = {
+        "center": [last["x"]["center"], last["y"]["center"]],
+        "start_width": start,
+        "factor": factor,
+        "final_width": final,
+        "resolution": [plane.x.n + plane.x.n % 2, plane.y.n + plane.y.n % 2],
+        "frames_per_doubling": 30,
+        "fps": 30,
+    }
+    for key in ("frames_per_doubling", "fps"):
+        value = body.get(key, zoom[key])
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
+            raise RequestError(f"{key}: expected an integer in 1..1000, got {value!r}")
+        zoom[key] = value
+    return zoom

@@ -1,0 +1,135 @@
+"""The files of `fractalgd analyze`: reading its input (a render directory or a .npy array) and writing
+analysis.json with its fit plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from fractalgd.analysis import AnalysisError
+from fractalgd.analysis.boundary import as_labels
+from fractalgd.config import ConfigError, config_from_dict, load_config
+from fractalgd.output.atomic import atomic_savefig, write_json_atomic
+
+
+def fit_plot(result: dict, path) -> Path:
+    """PNG of the chosen method's curve: log N vs log s (or f vs ε) with the fit, and the local slopes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    path = Path(path)
+    curve = result["curve"]
+    dim, err = result["dimension"], result["stderr"]
+    uncertainty = result["method"] == "uncertainty"
+    if uncertainty:
+        x, y = np.asarray(curve["epsilons"]), np.asarray(curve["fractions"])
+        slope, xlabel, ylabel = 2.0 - dim, "ε (fraction of the view)", "f(ε), uncertain fraction"
+    else:
+        x, y = np.asarray(curve["sizes"], dtype=float), np.asarray(curve["counts"], dtype=float)
+        slope, xlabel, ylabel = -dim, "box size s (px)", "N(s), boxes"
+    lo, hi = result["fit_range"]
+    inside = (x >= lo) & (x <= hi) & (y > 0)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    left.loglog(x, y, "o", color="0.3", label="measured")
+    if inside.any():
+        intercept = np.mean(np.log(y[inside]) - slope * np.log(x[inside]))
+        xs = np.geomspace(lo, hi, 50)
+        left.loglog(xs, np.exp(intercept) * xs**slope, "-", color="C3", label=f"fit: D = {dim:.3f} ± {err:.3f}")
+    left.set(xlabel=xlabel, ylabel=ylabel, title=f"{result['method']}: classes {result['classes']}")
+    left.legend()
+    positive = y > 0
+    local = -np.gradient(np.log(y[positive]), np.log(x[positive])) * (-1 if uncertainty else 1)
+    right.semilogx(x[positive], 2 - local if uncertainty else local, "o-", color="0.3", label="local estimate of D")
+    right.axhspan(dim - err, dim + err, color="C3", alpha=0.25, label="D ± stderr")
+    right.axvspan(lo, hi, color="C0", alpha=0.08, label="fit range")
+    right.set(xlabel=xlabel, ylabel="local D", title="local slopes")
+    right.legend()
+    if not uncertainty:  # box sizes read better as plain pixel counts
+        for axis in (left.xaxis, right.xaxis):
+            axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    fig.tight_layout()
+    try:
+        atomic_savefig(fig, path)
+    finally:
+        plt.close(fig)
+    return path
+
+
+MAX_CLASS_ID = 65535
+
+
+def load_input(path, need_config: bool = False) -> tuple[np.ndarray, list[str], object, Path]:
+    """(labels, class names, config or None, default analysis.json path) of a render directory or a .npy file.
+
+    The recipe is only read with `need_config` (method="uncertainty" re-runs the engine): box
+    counting never builds a problem, so it never imports a custom loss.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "labels.npy").is_file():
+            raise AnalysisError(f"'{path}' is not a render directory (no labels.npy)")
+        labels = _load_npy(path / "labels.npy")
+        names, config = [str(i) for i in range(int(labels.max()) + 1)], None
+        meta = _load_meta(path / "meta.json")
+        if meta is not None:
+            given = meta.get("class_names", {})
+            given = given if isinstance(given, dict) else {}
+            names = [str(given.get(str(i), i)) for i in range(max(len(given), len(names)))]
+        if need_config:
+            config = _load_recipe(path, meta)
+        return labels, names, config, path / "analysis.json"
+    if path.suffix == ".npy" and path.is_file():
+        labels = _load_npy(path)
+        return labels, [str(i) for i in range(int(labels.max()) + 1)], None, path.with_name("analysis.json")
+    raise AnalysisError(f"'{path}': expected a render directory or a 2-D .npy label array")
+
+
+def _load_meta(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise AnalysisError(f"'{path}' is not readable JSON: {error}") from None
+    if not isinstance(meta, dict):
+        raise AnalysisError(f"'{path}': expected a JSON object")
+    return meta
+
+
+def _load_recipe(path: Path, meta: dict | None):
+    try:
+        if (path / "recipe.toml").is_file():
+            return load_config(path / "recipe.toml")
+        if meta is not None and isinstance(meta.get("config"), dict):
+            return config_from_dict(meta["config"])
+    except ConfigError as error:
+        raise AnalysisError(f"'{path}': its recipe cannot be used: {error}") from None
+    raise AnalysisError(f"'{path}': no recipe (recipe.toml or meta.json) to re-run the engine with")
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise AnalysisError(f"'{path}' is not a readable .npy array: {error}") from None
+    labels = as_labels(labels)
+    if labels.size == 0:
+        raise AnalysisError(f"'{path}': the label array is empty")
+    if labels.min() < 0:
+        raise AnalysisError(f"'{path}': class ids must be >= 0, got {int(labels.min())}")
+    if labels.max() > MAX_CLASS_ID:
+        raise AnalysisError(f"'{path}': class ids must be at most {MAX_CLASS_ID}, got {int(labels.max())}")
+    return labels
+
+
+def write_report(result: dict, json_path) -> tuple[Path, Path]:
+    """Write analysis.json (atomically) and the fit plot next to it (same name, .png)."""
+    json_path = Path(json_path)
+    write_json_atomic(json_path, result)
+    return json_path, fit_plot(result, json_path.with_suffix(".png"))

@@ -1,0 +1,170 @@
+"""Render directories: the one writer (in-core and tiled), the one check of what may be replaced.
+
+A render directory holds `image.png` (the recipe embedded as the text chunk `fractalgd-recipe`),
+`labels.npy` (uint8), `steps.npy` (int32), `meta.json` (written last: a directory with it is
+complete) and `recipe.toml`, plus `score.npy` where the problem has a score. It is assembled in
+a hidden sibling and swapped into place (`atomic.replace_directory`).
+
+What may be replaced: nothing, or a render directory (one holding fractalgd's `meta.json`). One of
+another recipe only with `force`. Entries of the old directory that the new render does not write
+(analyses, a user's notes) are carried over, so a render never deletes what it did not write;
+analyses of another recipe are dropped, as they no longer describe the image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from fractalgd.colour import colorize, colorize_score
+from fractalgd.core.errors import ConfigError
+from fractalgd.output.atomic import json_text, recover_directory, replace_directory
+from fractalgd.output.figure import annotated_png
+from fractalgd.output.png import png_bytes
+
+META = "meta.json"
+RENDER_FILES = ("image.png", "labels.npy", "steps.npy", "score.npy", "features.npz", "recipe.toml", META, "tiles")
+DERIVED_PREFIX = "analysis"  # analysis*.json / .png describe one recipe's labels
+
+
+def read_meta(path: str | Path) -> dict | None:
+    """The fractalgd meta.json of a render directory, or None if `path` is not one."""
+    try:
+        meta = json.loads((Path(path) / META).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(meta, dict) or not {"config", "class_names", "version"} <= meta.keys():
+        return None
+    return meta
+
+
+def _same_recipe(meta: dict, config) -> bool:
+    mine = json.loads(json.dumps(config.resolved))
+    theirs = dict(meta.get("config") or {})
+    return {k: v for k, v in theirs.items() if k != "name"} == {k: v for k, v in mine.items() if k != "name"}
+
+
+def finished_render(path: str | Path, config) -> dict | None:
+    """meta.json of a finished render of exactly this recipe at `path` (the one resume check), else None."""
+    meta = read_meta(path)
+    if meta is None or meta.get("recipe_hash") != config.recipe_hash or not _same_recipe(meta, config):
+        return None
+    return meta
+
+
+def check_target(out_dir: str | Path, config, force: bool = False) -> None:
+    """Refuse (ConfigError) to write a render to `out_dir` where that would destroy something.
+
+    Allowed: a missing path; a render directory of the same recipe; one of another recipe with
+    `force`. Refused: a file, a directory that is not a render directory, another recipe's render.
+    """
+    out_dir = Path(out_dir)
+    recover_directory(out_dir, lambda p: (p / META).is_file())
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return
+    if out_dir.is_symlink() or not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir}: exists and is not a render directory; choose another path")
+    meta = read_meta(out_dir)
+    if meta is None:
+        if any(out_dir.iterdir()):
+            raise ConfigError(f"--out {out_dir}: a directory that is not a fractalgd render (no meta.json); choose another path")
+        return  # an empty directory holds nothing to lose
+    if not force and not _same_recipe(meta, config):
+        raise ConfigError(f"--out {out_dir}: holds a render of another recipe; pass --force to replace it")
+
+
+def free_output_dir(config, root: str | Path = "outputs") -> Path:
+    """`root/NAME`, or the first of `root/NAME-2`, `-3`, … that is free or holds this same recipe."""
+    root = Path(root)
+    for k in range(1, 10_000):
+        path = root / (config.name if k == 1 else f"{config.name}-{k}")
+        recover_directory(path, lambda p: (p / META).is_file())
+        if not path.exists() and not path.is_symlink():
+            return path
+        meta = read_meta(path)
+        if meta is not None and _same_recipe(meta, config):
+            return path
+    raise ConfigError(f"{root}: no free output name for '{config.name}' (10,000 taken)")
+
+
+def _carry_over(old: Path, new: Path, keep_derived: bool) -> None:
+    """Hard-link (or copy) entries of `old` that `new` does not hold into `new`."""
+    for entry in old.iterdir():
+        if entry.name in RENDER_FILES:
+            continue
+        if entry.name.startswith(DERIVED_PREFIX) and not keep_derived:
+            continue
+        target = new / entry.name
+        if target.exists():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, target, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, target)
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def write_render_directory(
+    out_dir: str | Path,
+    config,
+    meta: dict,
+    write_arrays: Callable[[Path], None],
+    rgb: np.ndarray | Callable[[], np.ndarray],
+    force: bool = False,
+) -> Path:
+    """Write a render directory: `write_arrays(tmp)` writes the arrays, then image, recipe and meta.
+
+    `rgb` is the image (for a tiled render, its preview), or a function returning it once the
+    arrays are written; `meta` may be filled in by `write_arrays` too (its counts feed the legend
+    of `[render] axes` figures).
+    """
+    out_dir = Path(out_dir)
+    check_target(out_dir, config, force)
+    recipe = config.to_toml()
+    old_meta = read_meta(out_dir)
+    with replace_directory(out_dir) as tmp:
+        write_arrays(tmp)
+        rgb = rgb() if callable(rgb) else rgb
+        if config.render.axes:
+            title = config.name
+            image = annotated_png(rgb, config.plane, config.problem.class_names, meta["counts"], title, recipe)
+        else:
+            image = png_bytes(rgb, recipe)
+        (tmp / "image.png").write_bytes(image)
+        (tmp / "recipe.toml").write_text(recipe)
+        if old_meta is not None:
+            _carry_over(out_dir, tmp, keep_derived=_same_recipe(old_meta, config))
+        (tmp / META).write_text(json_text(meta))  # last: its presence marks the directory complete
+    return out_dir
+
+
+def render_rgb(result) -> np.ndarray:
+    """The image of a RenderResult: its score in Sohl-Dickstein's colours, or its classes."""
+    config = result.config
+    if result.score is not None:
+        return colorize_score(result.score)
+    r = config.render
+    return colorize(result.labels, result.steps, config.problem.class_names, config.gd.steps, r.shade, r.equalize)
+
+
+def save_render(result, out_dir: str | Path, force: bool = False) -> Path:
+    """Write a RenderResult as a render directory (atomically; see `check_target`) and return its path."""
+
+    def arrays(tmp: Path) -> None:
+        np.save(tmp / "labels.npy", result.labels)
+        np.save(tmp / "steps.npy", result.steps)
+        if result.score is not None:
+            np.save(tmp / "score.npy", result.score)
+
+    return write_render_directory(out_dir, result.config, result.meta, arrays, render_rgb(result), force)
