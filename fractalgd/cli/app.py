@@ -1,8 +1,16 @@
-"""The `fractalgd` command line: parse, load the recipe, call the library, report."""
+"""The `fractalgd` command line: parse, load the recipe, call the library, report.
+
+Every command runs inside `guarded`: a bad input (a ConfigError: recipe, option, file, cost)
+or an unwritable path is one line on stderr and exit code 2; anything else is one line naming
+an internal error and exit code 1 (FRACTALGD_DEBUG=1 shows the traceback instead).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -15,14 +23,47 @@ err = Console(stderr=True)
 
 ConfigArg = Annotated[Path | None, typer.Argument(help="TOML recipe (default: the shipped default recipe).")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a key: --set gd.eta=0.5 (repeatable).")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an output of another recipe (or a file fractalgd did not write).")]
 
 
 def fail(message: str) -> typer.Exit:
     """One line on stderr, exit code 2 (a usage error, as click uses)."""
     from rich.markup import escape  # a message may hold brackets ("[sweep]"), not markup
 
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(' '.join(str(message).split()))}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
+
+
+def guarded(command):
+    """Turn errors into one line and an exit code (see the module docstring)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from fractalgd.core.errors import ConfigError
+        from fractalgd.tiled.distributed import DistributedError
+
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except (ConfigError, DistributedError) as error:
+            raise fail(str(error)) from None
+        except OSError as error:
+            where = error.filename or ""
+            raise fail(f"cannot write {where}: {error.strerror or error}".replace("write : ", "write: ")) from None
+        except MemoryError:
+            raise fail("out of memory: lower plane.resolution or engine.tile") from None
+        except KeyboardInterrupt:
+            err.print("interrupted", highlight=False)
+            raise typer.Exit(130) from None
+        except Exception as error:
+            if os.environ.get("FRACTALGD_DEBUG"):
+                raise
+            message = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+            err.print(f"[bold red]internal error:[/] {message} (FRACTALGD_DEBUG=1 shows where)", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
 
 
 @contextlib.contextmanager
@@ -36,47 +77,55 @@ def progress_bar(description: str):
 
 
 @app.command("render")
+@guarded
 def render_cli(
     config: ConfigArg = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default: outputs/NAME).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default: outputs/NAME, or NAME-2, … for another recipe).")] = None,
     set_: SetOpt = None,
+    force: ForceOpt = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the estimated cost (time, memory, disk) and stop.")] = False,
 ) -> None:
     """Render a basin image: image.png, labels.npy, steps.npy, meta.json."""
     from fractalgd.config import ConfigError, load_config
-    from fractalgd.output import save_render
+    from fractalgd.output import check_target, free_output_dir, save_render
     from fractalgd.pipeline import render
-    from fractalgd.tiled.distributed import DistributedError, initialize
-    from fractalgd.tiled.tiles import use_tiled
+    from fractalgd.pipeline.cost import check, estimate, use_tiled
+    from fractalgd.tiled.distributed import initialize
 
+    process = initialize()  # before anything starts a JAX backend
     try:
-        process = initialize()  # before anything starts a JAX backend
         cfg = load_config(config, set_ or [])
-    except (ConfigError, DistributedError) as error:
+    except ConfigError as error:
         hint = " (a sweep file: run `fractalgd sweep`)" if str(error).startswith("sweep:") else ""
-        raise fail(f"{error}{hint}") from None
-    out_dir = out or Path("outputs") / cfg.name
-    if use_tiled(cfg, process.count):
-        return _render_tiled(cfg, out_dir, process)
+        raise ConfigError(f"{error}{hint}") from None
+    tiled = use_tiled(cfg, process.count)
+    if out is not None:
+        out_dir = out
+        if not (tiled and process.count > 1):  # processes sharing a tiled render all write there
+            check_target(out_dir, cfg, force)
+    else:
+        out_dir = free_output_dir(cfg)
+    cost = estimate(cfg, tiled, calibrate=dry_run)
+    check(cost, cfg, out_dir)
+    if dry_run:
+        typer.echo(f"{out_dir}: {cost.summary()}")
+        return
+    if tiled:
+        return _render_tiled(cfg, out_dir, process, force)
     with progress_bar(f"render {cfg.name}") as update:
         result = render(cfg, progress=update)
-    try:
-        save_render(result, out_dir)
-    except OSError as error:
-        raise fail(f"cannot write {out_dir}: {error.strerror or error}") from None
+    save_render(result, out_dir, force=force)
     counts = ", ".join(f"{n} {c / result.labels.size:.1%}" for n, c in result.meta["counts"].items() if c)
     err.print(f"{out_dir}: {counts} ({result.meta['elapsed_s']:.2f} s on {result.meta['device']})", highlight=False)
 
 
-def _render_tiled(cfg, out_dir: Path, process) -> None:
-    """The out-of-core path of `fractalgd render` (fractalgd.tiles): resumable, shared by processes."""
+def _render_tiled(cfg, out_dir: Path, process, force: bool) -> None:
+    """The out-of-core path of `fractalgd render` (fractalgd.tiled): resumable, shared by processes."""
     from fractalgd.tiled.tiles import render_tiled
 
     tag = f" [process {process.index}/{process.count}]" if process.count > 1 else ""
-    try:
-        with progress_bar(f"render {cfg.name} (tiled){tag}") as update:
-            run = render_tiled(cfg, out_dir, progress=update, process=process)
-    except OSError as error:
-        raise fail(f"cannot write {error.filename or out_dir}: {error.strerror or error}") from None
+    with progress_bar(f"render {cfg.name} (tiled){tag}") as update:
+        run = render_tiled(cfg, out_dir, progress=update, process=process, force=force)
     if run.meta is None:
         waiting = f"{len(run.waiting)} tiles of other processes not yet done: the last to finish assembles"
         err.print(f"{out_dir}: {len(run.computed)} tiles done here; {waiting}", highlight=False)
@@ -88,33 +137,30 @@ def _render_tiled(cfg, out_dir: Path, process) -> None:
 
 
 @app.command("sweep")
+@guarded
 def sweep_cli(
     sweep_file: Annotated[Path, typer.Argument(help="Sweep TOML: a recipe plus a [sweep] table.")],
     out: Annotated[Path | None, typer.Option("--out", help="Output directory (default: outputs/NAME).")] = None,
     set_: SetOpt = None,
 ) -> None:
     """Render every point of a parameter grid and box-count its boundary: sweep.csv, sweep.png (resumable)."""
-    from fractalgd.config import ConfigError
+    from fractalgd.output.study_dirs import check_study_dir
     from fractalgd.studies.sweep import load_sweep, run_sweep
-    from fractalgd.tiled.distributed import DistributedError, initialize
+    from fractalgd.tiled.distributed import initialize
 
-    try:
-        process = initialize()  # before anything starts a JAX backend
-        spec = load_sweep(sweep_file, set_ or [])
-    except (ConfigError, DistributedError) as error:
-        raise fail(str(error)) from None
+    process = initialize()  # before anything starts a JAX backend
+    spec = load_sweep(sweep_file, set_ or [])
     out_dir = out or Path("outputs") / spec.name
+    check_study_dir(out_dir, ("points", "sweep.csv"))
     tag = f" [process {process.index}/{process.count}]" if process.count > 1 else ""
-    try:
-        with progress_bar(f"sweep {spec.name}{tag}") as update:
-            run = run_sweep(spec, out_dir, progress=update, process=process)
-    except OSError as error:
-        raise fail(f"cannot write {error.filename or out_dir}: {error.strerror or error}") from None
+    with progress_bar(f"sweep {spec.name}{tag}") as update:
+        run = run_sweep(spec, out_dir, progress=update, process=process)
     done = f"{len(run.computed)} points rendered, {run.reused} reused, {len(run.rows)}/{run.total} finished"
     err.print(f"{out_dir / 'sweep.csv'}: {done}", highlight=False)
 
 
 @app.command("info")
+@guarded
 def info_cli() -> None:
     """Version, devices and precision."""
     import jax
@@ -129,19 +175,24 @@ def info_cli() -> None:
 
 
 @app.command("bench")
+@guarded
 def bench_cli(
     quick: Annotated[bool, typer.Option("--quick", help="Smaller grid and fewer steps.")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the records as JSON.")] = None,
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs per case.")] = 5,
     dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64.")] = "float32",
-    size: Annotated[int | None, typer.Option("--size", min=16, help="Grid side (default 1024 CPU, 4096 GPU).")] = None,
+    size: Annotated[int | None, typer.Option("--size", min=16, max=16384, help="Grid side (default 1024 CPU, 4096 GPU).")] = None,
+    force: ForceOpt = False,
 ) -> None:
     """P1 engine against the reference pattern (Sohl-Dickstein's step loop), same process."""
     from fractalgd.output import write_json_atomic
+    from fractalgd.output.files import check_file_target
     from fractalgd.studies.bench import format_table, run_bench
 
     if dtype not in ("float32", "float64"):
         raise fail(f"--dtype: must be float32 or float64, got '{dtype}'")
+    if json_out is not None:
+        check_file_target(json_out, force, "--json")
     with progress_bar("bench") as update:
         records = run_bench(quick=quick, repeats=repeats, dtype=dtype, progress=update, size=size)
     typer.echo(format_table(records))
@@ -150,26 +201,25 @@ def bench_cli(
 
 
 @app.command("zoom")
+@guarded
 def zoom_cli(
     config: Annotated[Path, typer.Argument(help="TOML recipe with a [zoom] table.")],
     out: Annotated[Path | None, typer.Option("--out", help="Output directory (default: outputs/NAME).")] = None,
     set_: SetOpt = None,
 ) -> None:
     """Zoom: keyframes (resumable), zoom.mp4, and the dimension against depth (dimension.csv/png)."""
-    from fractalgd.config import ConfigError
     from fractalgd.output import write_json_atomic, write_text_atomic
     from fractalgd.output.plots import plot_dimension
+    from fractalgd.output.study_dirs import check_study_dir
     from fractalgd.studies.video import VideoError, write_video
     from fractalgd.studies.zoom import load_zoom, render_keyframes
     from fractalgd.studies.zoom_dimension import dimension_csv, dimension_table
 
-    try:
-        spec, base = load_zoom(config, set_ or [])
-        out_dir = out or Path("outputs") / base.name
-        with progress_bar(f"keyframes {base.name}") as update:
-            run = render_keyframes(spec, base, out_dir, progress=update)
-    except ConfigError as error:
-        raise fail(str(error)) from None
+    spec, base = load_zoom(config, set_ or [])
+    out_dir = out or Path("outputs") / base.name
+    check_study_dir(out_dir, ("keyframes", "zoom.json"))
+    with progress_bar(f"keyframes {base.name}") as update:
+        run = render_keyframes(spec, base, out_dir, progress=update)
     if run.stopped:
         err.print(f"[yellow]{run.stopped}[/]", highlight=False)
     summary = {"name": base.name, "fps": spec.fps, "stopped": run.stopped}
@@ -194,6 +244,7 @@ def zoom_cli(
 
 
 @app.command("serve")
+@guarded
 def serve_cli(
     config: ConfigArg = None,
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0: any free port).")] = 8000,
@@ -202,13 +253,10 @@ def serve_cli(
     set_: SetOpt = None,
 ) -> None:
     """Interactive explorer in the browser: zoom, pan, class fractions, D, recipe and zoom export."""
-    from fractalgd.config import ConfigError, load_config
+    from fractalgd.config import load_config
     from fractalgd.explorer.server import serve
 
-    try:
-        cfg = load_config(config, set_ or [])
-    except ConfigError as error:
-        raise fail(str(error)) from None
+    cfg = load_config(config, set_ or [])
     try:
         serve(cfg, host, port, resolution, announce=typer.echo)
     except OSError as error:
@@ -216,29 +264,33 @@ def serve_cli(
 
 
 @app.command("analyze")
+@guarded
 def analyze_cli(
     path: Annotated[Path, typer.Argument(help="Render directory (labels.npy + meta.json) or a 2-D .npy label array.")],
     classes: Annotated[str | None, typer.Option("--classes", help="Boundary of one pair: a,b (names, or ids).")] = None,
     box: Annotated[int, typer.Option("--box", min=1, help="Box side (px) of the basin entropies.")] = 5,
     method: Annotated[str, typer.Option("--method", help="boxcount | sd | uncertainty (re-runs the engine).")] = "boxcount",
     json_out: Annotated[Path | None, typer.Option("--json", help="Where to write the JSON (default: analysis.json).")] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Fractal dimension of the basin boundary (D ± error, fit range), basin entropy, Wada test."""
-    from fractalgd.config import ConfigError
     from fractalgd.output.analysis_files import load_input, write_report
+    from fractalgd.output.files import check_file_target
     from fractalgd.pipeline import analyze
 
-    try:
-        labels, names, config, default_json = load_input(path, need_config=method == "uncertainty")
-        pair = [c.strip() for c in classes.split(",")] if classes else None
-        # Only the uncertainty exponent runs the engine long enough to need a progress bar.
-        engine = method == "uncertainty" and config is not None
-        bar = progress_bar("uncertainty exponent") if engine else contextlib.nullcontext(None)
-        with bar as update:
-            result = analyze(labels, names, classes=pair, box=box, method=method, config=config, progress=update)
-    except ConfigError as error:  # AnalysisError is one: degenerate images, bad classes, missing recipe
-        raise fail(str(error)) from None
-    json_path, plot_path = write_report(result, json_out or default_json)
+    if method not in ("boxcount", "sd", "uncertainty"):
+        raise fail(f"--method: must be boxcount, sd or uncertainty, got '{method}'")
+    labels, names, config, default_json = load_input(path, need_config=method == "uncertainty")
+    json_path = json_out or default_json
+    check_file_target(json_path, force, "--json")
+    check_file_target(Path(json_path).with_suffix(".png"), force, "--json")
+    pair = [c.strip() for c in classes.split(",")] if classes else None
+    # Only the uncertainty exponent runs the engine long enough to need a progress bar.
+    engine = method == "uncertainty" and config is not None
+    bar = progress_bar("uncertainty exponent") if engine else contextlib.nullcontext(None)
+    with bar as update:
+        result = analyze(labels, names, classes=pair, box=box, method=method, config=config, progress=update)
+    json_path, plot_path = write_report(result, json_path)
     lo, hi = result["fit_range"]
     unit = "of the view" if method == "uncertainty" else "px"
     typer.echo(f"D = {result['dimension']:.4f} ± {result['stderr']:.4f} ({method}, fit range {lo:g}..{hi:g} {unit})")
@@ -254,32 +306,39 @@ def analyze_cli(
 
 
 @app.command("trace")
+@guarded
 def trace_cli(
     config: ConfigArg = None,
     at: Annotated[str, typer.Option("--at", help="The pixel: X,Y in the plane's coordinates (physical values).")] = "",
     out: Annotated[Path | None, typer.Option("--out", help="PNG to write (default: outputs/NAME-trace.png).")] = None,
     set_: SetOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """One pixel's GD run: singular values, effective rank, norm and loss against time (PNG)."""
-    from fractalgd.config import ConfigError, load_config
+    from fractalgd.config import load_config
+    from fractalgd.output.files import check_file_target
     from fractalgd.output.plots import plot_trace
     from fractalgd.studies.trace import parse_at, trace_pixel
 
-    try:
-        cfg = load_config(config, set_ or [])
-        x, y = parse_at(at)
-        trace = trace_pixel(cfg, x, y)
-    except ConfigError as error:
-        raise fail(str(error)) from None
+    cfg = load_config(config, set_ or [])
+    x, y = parse_at(at)
+    path = out or Path("outputs") / f"{cfg.name}-trace.png"
+    check_file_target(path, force)
+    trace = trace_pixel(cfg, x, y)
     title = f"{cfg.name} at {cfg.plane.x.param}={x:g}, {cfg.plane.y.param}={y:g}"
-    path = plot_trace(trace, out or Path("outputs") / f"{cfg.name}-trace.png", title)
+    path = plot_trace(trace, path, title)
     err.print(f"{path}: {trace.label} (decided at step {trace.decided_at})", highlight=False)
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C: temporaries are removed on the way out
 
 
 def main() -> None:
     from fractalgd.core.jaxenv import use_all_cores
 
     use_all_cores()  # one XLA CPU device per core: before anything imports jax
+    signal.signal(signal.SIGTERM, _terminate)
     app()
 
 

@@ -28,6 +28,11 @@ from fractalgd.problems.base import NONNEGATIVE, POSITIVE, Problem, RecipeContex
 
 DTYPES = FLOAT_DTYPES
 MAX_STEPS = 2**31 - 1  # the engine counts steps in int32
+MAX_SIDE = 1 << 20  # pixels per image side (a million: 10¹² pixels in all, far beyond any disk)
+# Engine knobs that change the compiled program: beyond these, compiling alone takes minutes.
+ENGINE_LIMITS = {"unroll": 64, "check_every": 1 << 16, "tile": 1 << 24, "disk_tile": 1 << 14}
+MIN_DISK_TILE = 16
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-+")
 
 # Defaults of every table but [problem] (owned by the problem class) and the plane axes.
 DEFAULTS: dict[str, Any] = {
@@ -153,6 +158,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 # --- one table at a time ------------------------------------------------------------------------
 
 
+def check_name(name: str) -> str:
+    """A recipe name is one path component (outputs/NAME): letters, digits and . _ - +, not . or .."""
+    if not 0 < len(name) <= 128 or name in (".", "..") or not set(name) <= NAME_CHARS or name.startswith("."):
+        raise ConfigError(
+            f"name: '{name}' must be 1..128 letters, digits, '.', '_', '-' or '+', not starting with '.' "
+            "(it names the output directory)"
+        )
+    return name
+
+
 def _problem_table(raw: dict) -> tuple[type[Problem], str, dict]:
     problem_raw = raw.get("problem", {})
     if not isinstance(problem_raw, dict):
@@ -209,6 +224,8 @@ def _plane_table(raw: dict, default_axes: tuple[str, str]) -> dict:
     res = plane["resolution"]
     if len(res) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in res):
         raise ConfigError(f"plane.resolution: must be two positive integers [W, H], got {res!r}")
+    if max(res) > MAX_SIDE:
+        raise ConfigError(f"plane.resolution: at most {MAX_SIDE} pixels a side, got {res!r}")
     for key in ("base", "dir1", "dir2"):
         plane[key] = number_list(f"plane.{key}", plane[key])
     for key, default in zip(("x", "y"), default_axes, strict=True):
@@ -240,6 +257,10 @@ def _engine_table(raw: dict) -> dict:
         raise ConfigError(f"engine.block: must be >= 0 (0: the problem's preferred size), got {engine['block']}")
     for key in ("check_every", "tile", "unroll", "disk_tile"):
         positive_int(f"engine.{key}", engine[key])
+        if engine[key] > ENGINE_LIMITS[key]:
+            raise ConfigError(f"engine.{key}: at most {ENGINE_LIMITS[key]}, got {engine[key]}")
+    if engine["disk_tile"] < MIN_DISK_TILE:
+        raise ConfigError(f"engine.disk_tile: at least {MIN_DISK_TILE} pixels a side, got {engine['disk_tile']}")
     if engine["out_of_core"] not in ("auto", "on", "off"):
         raise ConfigError(f"engine.out_of_core: must be 'auto', 'on' or 'off', got '{engine['out_of_core']}'")
     if engine["backend"] not in ("auto", "xla", "pallas"):
@@ -278,7 +299,7 @@ def config_from_dict(raw: dict) -> Config:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
-    name = coerce("name", raw.get("name", DEFAULTS["name"]), "")
+    name = check_name(coerce("name", raw.get("name", DEFAULTS["name"]), ""))
     cls, kind, params = _problem_table(raw)
     gd = _gd_table(raw)
     plane = _plane_table(raw, cls.default_axes)

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fractalgd.core.version import __version__
+
 TEMP_MARK = ".fractalgd-"  # every temporary sibling is named ".NAME.fractalgd-KIND-HOST-PID-RANDOM"
 
 
@@ -116,8 +118,11 @@ def save_npy_atomic(path: str | Path, array: np.ndarray) -> Path:
 def atomic_savefig(fig, path: str | Path, **kwargs) -> Path:
     """Save a matplotlib figure atomically (the format follows the suffix unless given)."""
     path = Path(path)
+    fmt = kwargs.pop("format", path.suffix.lstrip(".").lower() or "png")
+    if fmt in ("png", "pdf", "svg"):  # marks the file as ours (output.files.written_by_fractalgd)
+        kwargs.setdefault("metadata", {"Software" if fmt == "png" else "Creator": f"fractalgd {__version__}"})
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=kwargs.pop("format", path.suffix.lstrip(".") or "png"), **kwargs)
+    fig.savefig(buffer, format=fmt, **kwargs)
     return write_bytes_atomic(path, buffer.getvalue())
 
 

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fractalgd.core.classes import COMMON_CLASSES, FIRST_PROBLEM_CLASS
-from fractalgd.core.errors import ConfigError
+from fractalgd.core.errors import ConfigError, UserCodeError
 from fractalgd.core.jaxenv import with_x64
 from fractalgd.problems.base import (
     POSITIVE,
@@ -41,6 +41,7 @@ from fractalgd.problems.base import (
 )
 
 CONVERGED = FIRST_PROBLEM_CLASS
+MAX_PARAMETERS = 4096
 
 
 def class_names(n_minima: int) -> tuple[str, ...]:
@@ -80,7 +81,7 @@ class CustomKernel(Kernel):
     min_tol: float
 
     def _loss(self, params, consts):
-        return self.fn(params, **consts)
+        return call_user_loss(self.fn, params, consts)
 
     def step(self, state, k):
         consts = {name: v for name, v in k.items() if name != "eta"}
@@ -165,6 +166,8 @@ class CustomProblem(Problem, HasLoss):
         fn = _import_loss(spec)
         _check_on_template(fn, spec, unflatten(base, names, shapes), constants)
         size = base.size
+        if size > MAX_PARAMETERS:
+            raise ConfigError(f"problem.params: at most {MAX_PARAMETERS} numbers in the template, got {size}")
         minima = params["minima"]
         for index, minimum in enumerate(minima):
             if not isinstance(minimum, list) or len(minimum) != size:
@@ -203,11 +206,28 @@ class CustomProblem(Problem, HasLoss):
         return jax.vmap(self.kernel._loss, in_axes=(-1, axes))(state, consts)
 
 
+def _describe(error: BaseException) -> str:
+    if isinstance(error, SystemExit):
+        return f"it tried to exit (SystemExit: {error.code!r})"
+    return " ".join(f"{type(error).__name__}: {error}".split())[:300]
+
+
+def call_user_loss(fn, params, consts):
+    """The user's loss; anything it raises (an exit included) becomes one UserCodeError naming it."""
+    try:
+        return fn(params, **consts)
+    except UserCodeError:
+        raise
+    except (Exception, SystemExit) as error:
+        name = getattr(fn, "__qualname__", repr(fn))
+        raise UserCodeError(f"problem.loss: '{name}' failed while rendering: {_describe(error)}") from None
+
+
 def _import_loss(spec: str):
     try:
         return load_function(spec)
-    except Exception as error:  # any import failure is the user's input: one line
-        raise ConfigError(f"problem.loss: cannot import '{spec}': {type(error).__name__}: {error}") from None
+    except (Exception, SystemExit) as error:  # any import failure is the user's input: one line
+        raise UserCodeError(f"problem.loss: cannot import '{spec}': {_describe(error)}") from None
 
 
 @with_x64
@@ -220,8 +240,7 @@ def _check_on_template(fn, spec: str, template: dict, constants: dict) -> None:
         shape = jnp.shape(value)
         if shape == ():
             jax.grad(lambda p: fn(p, **consts))(template)
-    except Exception as error:
-        message = " ".join(f"{type(error).__name__}: {error}".split())
-        raise ConfigError(f"problem.loss: '{spec}' failed on the parameter template: {message[:300]}") from None
+    except (Exception, SystemExit) as error:
+        raise UserCodeError(f"problem.loss: '{spec}' failed on the parameter template: {_describe(error)}") from None
     if shape != () or not jnp.issubdtype(jnp.result_type(value), jnp.floating):
         raise ConfigError(f"problem.loss: '{spec}' must return a float scalar, got shape {shape}")

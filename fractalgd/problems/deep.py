@@ -45,6 +45,7 @@ from fractalgd.problems.matrix import random_orthogonal, square_target
 
 INITS = ("identity", "gaussian")
 MAX_DEPTH = 8
+MAX_N = 16
 
 
 def class_names(n: int) -> tuple[str, ...]:
@@ -174,8 +175,8 @@ class DeepProblem(Problem, HasLoss, HasMatrix, HasRank):
             n = len(params["target"])
         else:
             n = len(params["target_diag"])
-        if n < 1:
-            raise ConfigError("problem.target_diag: needs at least one number")
+        if not 1 <= n <= MAX_N:
+            raise ConfigError(f"problem.target_diag: needs 1..{MAX_N} numbers (the products are unrolled), got {n}")
         target = square_target(params, n)
         if params["target_seed"] >= 0:
             rotation = random_orthogonal(n, params["target_seed"])

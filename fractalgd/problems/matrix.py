@@ -49,6 +49,7 @@ from fractalgd.problems.base import (
 CONVERGED, SADDLE = FIRST_PROBLEM_CLASS, FIRST_PROBLEM_CLASS + 1
 CLASS_NAMES = (*COMMON_CLASSES, "converged", "saddle")
 INITS = ("directions", "diagonal", "orthogonal")
+MAX_SIZE = 16
 GAP_TOL = 1e-4  # loss − L* below GAP_TOL·(1 + ‖Y‖²) at a fixed point: a global minimizer
 
 
@@ -135,6 +136,8 @@ class MatrixProblem(Problem, HasLoss, HasMatrix):
     def from_recipe(cls, params: dict, ctx: RecipeContext) -> MatrixProblem:
         d, k, init = params["d"], params["k"], params["init"]
         check_positive(params, "d", "k")
+        if max(d, k) > MAX_SIZE:
+            raise ConfigError(f"problem.d, problem.k: at most {MAX_SIZE} (the products are unrolled), got d={d}, k={k}")
         check_choice(params, "init", INITS)
         if init != "directions" and d < k:
             raise ConfigError(f"problem.init: '{init}' needs d >= k (one direction per column), got d={d}, k={k}")

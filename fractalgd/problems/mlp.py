@@ -55,6 +55,7 @@ CLASS_NAMES = (*COMMON_CLASSES, "converged", "trainable")
 MAX_VAL = 1e6  # his clip value
 WINDOW = 20  # his "last 20" losses
 MINIBATCH_KEY = 42  # his PRNGKey(42)
+MAX_POINTS = 100_000
 
 
 def default_points(width: int, activation: str) -> int:
@@ -231,8 +232,10 @@ class MLPProblem(Problem, HasLoss, HasScore):
         if not 1 <= width <= 256:
             raise ConfigError(f"problem.width: must be in 1..256, got {width}")
         points = params["points"] or default_points(width, params["activation"])
-        if points < 1 or params["batch"] < 0:
-            raise ConfigError("problem.points must be >= 0 (0: automatic) and problem.batch >= 0 (0: full batch)")
+        if not 1 <= points <= MAX_POINTS or params["batch"] < 0 or params["batch"] > points:
+            raise ConfigError(
+                f"problem.points must be in 0..{MAX_POINTS} (0: automatic) and problem.batch in 0..points (0: full batch)"
+            )
         if params["measure"] == "sd" and ctx.steps < 2:
             raise ConfigError("gd.steps: the sd measure needs at least 2 steps")
         if "lr" in ctx.axes and {"lr0", "lr1"} & set(ctx.axes):  # (equal axes are refused by the config already)

@@ -33,6 +33,7 @@ from fractalgd.problems.base import (
 CONVERGED, NEAREST, FARTHEST, SADDLE = range(FIRST_PROBLEM_CLASS, FIRST_PROBLEM_CLASS + 4)
 CLASS_NAMES = (*COMMON_CLASSES, "converged", "nearest", "farthest", "saddle")
 HYPER = ("eta", "lam", "y")
+MAX_DIM = 256
 
 
 def _dot(a, b):
@@ -97,8 +98,8 @@ class ScalarProblem(Problem, HasLoss):
     @classmethod
     def from_recipe(cls, params: dict, ctx: RecipeContext) -> ScalarProblem:
         d = params["dim"]
-        if d < 1:
-            raise ConfigError(f"problem.dim: must be a positive integer, got {d}")
+        if not 1 <= d <= MAX_DIM:
+            raise ConfigError(f"problem.dim: must be in 1..{MAX_DIM} (the step is unrolled over it), got {d}")
         if params["lam"] < 0:
             raise ConfigError(f"problem.lam: the ridge must be >= 0, got {params['lam']}")
         base, dir1, dir2 = plane_vectors(ctx, 2 * d, "2·dim (u then v)")

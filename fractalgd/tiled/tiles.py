@@ -31,10 +31,10 @@ from fractalgd.config import Config
 from fractalgd.output import check_target, finished_render
 from fractalgd.output.atomic import atomic_path
 from fractalgd.pipeline import run_pixels
+from fractalgd.pipeline.cost import AUTO_PIXELS, use_tiled  # noqa: F401 (re-exported: the tiled path's rule)
 from fractalgd.tiled.assemble import PNG_MAX_SIDE, assemble
 from fractalgd.tiled.distributed import ProcessInfo, current
 
-AUTO_PIXELS = 4096 * 4096  # above this, `out_of_core = "auto"` renders tiled
 LOCK = "assemble.lock"
 
 
@@ -61,13 +61,6 @@ def tile_grid(shape: tuple[int, int], side: int) -> list[Tile]:
         for i in range(rows)
         for j in range(cols)
     ]
-
-
-def use_tiled(config: Config, processes: int = 1) -> bool:
-    """Whether `fractalgd render` takes the tiled path: always with several processes (they share
-    tiles), else by `[engine] out_of_core`: "on", "off", or "auto" (above AUTO_PIXELS pixels)."""
-    mode = config.engine.out_of_core
-    return processes > 1 or mode == "on" or (mode == "auto" and config.plane.size > AUTO_PIXELS)
 
 
 def work_dir(out_dir: str | Path) -> Path:
