@@ -15,37 +15,73 @@ def _number(value) -> float:
     return math.nan if value is None else float(value)
 
 
+def sensing_phases(alignment: np.ndarray, error: np.ndarray, aligned: float = 0.1, escaped: float = 0.1):
+    """(t₁, t₂) of P4's phases on one trace: phase I (spectral alignment) until the principal angle's
+    sine first falls below `aligned`, phase II (saddle escape) until the relative error first falls
+    below `escaped`, phase III (local refinement) after; None where a phase never ends."""
+
+    def first(mask):
+        hits = np.flatnonzero(mask)
+        return int(hits[0]) if hits.size else None
+
+    with np.errstate(invalid="ignore"):
+        t1 = first(alignment < aligned)
+        t2 = first((error < escaped) & (np.arange(len(error)) >= (t1 or 0)))
+    return t1, t2
+
+
+def _positive(values):
+    return np.maximum(values, 1e-300)
+
+
 def plot_trace(trace, path: str | Path, title: str) -> Path:
-    """Write the trace as a PNG (matplotlib Agg), atomically."""
+    """Write the trace as a PNG (matplotlib Agg), atomically: one panel per kind of series it has."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    panels = 2 if trace.singular_values is None else 3
-    fig, axes = plt.subplots(panels, 1, figsize=(7, 2.4 * panels), dpi=120, sharex=True)
+    has_errors = trace.loss is not None or trace.target_error is not None or trace.alignment is not None
+    kinds = ["singular", "rank"] if trace.singular_values is not None else []
+    kinds += ["approximation"] if trace.approximation_error is not None else []
+    kinds += ["errors"] if has_errors else []
+    kinds += ["norm"]
+    fig, axes = plt.subplots(len(kinds), 1, figsize=(7, 2.3 * len(kinds)), dpi=110, sharex=True, squeeze=False)
+    panel = dict(zip(kinds, axes[:, 0], strict=True))
     t = np.arange(len(trace.norm))
-    ax = axes[0]
     if trace.singular_values is not None:
-        for i in range(trace.singular_values.shape[1]):
-            ax.semilogy(t, trace.singular_values[:, i], lw=1.2, label=f"σ{i + 1}")
+        ax, sv = panel["singular"], trace.singular_values
+        for i in range(sv.shape[1]):
+            ax.semilogy(t, _positive(sv[:, i]), lw=1.2, label=f"σ{i + 1}")
         ax.set_ylabel("singular values of W")
-        ax.legend(fontsize=7, ncol=min(4, trace.singular_values.shape[1]), loc="lower right")
-        ax = axes[1]
+        ax.legend(fontsize=7, ncol=min(4, sv.shape[1]), loc="lower right")
+        ax = panel["rank"]
         ax.plot(t, trace.effective_rank, lw=1.2, label="effective rank ‖W‖*/‖W‖")
-        sv = trace.singular_values
-        numerical = np.sum(sv > trace.rank_sigma, axis=1)
-        ax.step(t, numerical, where="post", lw=1, ls="--", label=f"numerical rank (σ > {trace.rank_sigma:.3g})")
+        ax.step(t, trace.rank, where="post", lw=1, ls="--", label=f"numerical rank ({trace.rank_rule})")
         ax.set_ylabel("rank")
         ax.legend(fontsize=7, loc="upper right")
-    ax = axes[-1]
-    ax.semilogy(t, trace.norm, lw=1.2, label="‖θ‖")
-    ax.semilogy(t[1:], np.maximum(trace.step, 1e-300), lw=0.8, label="‖θ(t+1) − θ(t)‖")
-    if trace.loss is not None:
-        ax.semilogy(t, np.maximum(trace.loss, 1e-300), lw=1.2, label="loss")
-    if trace.target_error is not None:
-        ax.semilogy(t, np.maximum(trace.target_error, 1e-300), lw=1.2, label="‖W − W*‖/‖W*‖ (relative error)")
+    if trace.approximation_error is not None:
+        ax = panel["approximation"]
+        for r in range(trace.approximation_error.shape[1]):
+            ax.semilogy(t, _positive(trace.approximation_error[:, r]), lw=1.2, label=f"r = {r + 1}")
+        ax.set_ylabel("‖W − W*_r‖/‖W*‖")
+        ax.legend(fontsize=7, ncol=4, loc="lower left", title="best rank-r approximation W*_r", title_fontsize=7)
+    if has_errors:
+        ax = panel["errors"]
+        if trace.loss is not None:
+            ax.semilogy(t, _positive(trace.loss), lw=1.2, label="loss")
+        if trace.target_error is not None:
+            ax.semilogy(t, _positive(trace.target_error), lw=1.2, label="relative error ‖W − W*‖/‖W*‖")
+        if trace.alignment is not None:
+            ax.semilogy(t, _positive(trace.alignment), lw=1.2, label="sin ∠(top-r col. space, truth)")
+            if trace.target_error is not None:
+                _shade_phases(ax, *sensing_phases(trace.alignment, trace.target_error), len(t))
+        ax.set_ylabel("loss, errors")
+        ax.legend(fontsize=7, loc="lower left")
+    ax = panel["norm"]
+    ax.semilogy(t, _positive(trace.norm), lw=1.2, label="‖θ‖")
+    ax.semilogy(t[1:], _positive(trace.step), lw=0.8, label="‖θ(t+1) − θ(t)‖")
     ax.set_xlabel("step t")
     ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(f"{title}: {trace.label} (decided at step {trace.decided_at})", fontsize=10)
@@ -55,6 +91,16 @@ def plot_trace(trace, path: str | Path, title: str) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+def _shade_phases(ax, t1, t2, total: int) -> None:
+    """Shade and name P4's three phases (see `sensing_phases`)."""
+    edges = [0, t1 if t1 is not None else total, t2 if t2 is not None else total, total]
+    names = ("I: alignment", "II: saddle escape", "III: refinement")
+    for (lo, hi), name, shade in zip(zip(edges, edges[1:], strict=False), names, ("0.93", "0.86", "0.93"), strict=True):
+        if hi > lo:
+            ax.axvspan(lo, hi, color=shade, zorder=0, lw=0)
+            ax.text((lo + hi) / 2, 0.97, name, transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=7)
 
 
 def plot_sweep(sweep, rows: list[dict], path: Path) -> None:

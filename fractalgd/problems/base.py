@@ -12,8 +12,8 @@ A problem is two objects:
 
 Optional capabilities are declared by inheriting an interface, and callers test them with
 `isinstance` (never by probing attributes): `HasLoss` (the loss per pixel), `HasMatrix` (the
-matrix whose singular values `trace` plots), `HasRank` (a rank readout), `HasScore` (a scalar
-readout drawn instead of the classes).
+matrix whose singular values `trace` plots), `HasRank` (a rank readout), `HasAlignment` (the angle
+to the truth's column space), `HasScore` (a scalar readout drawn instead of the classes).
 
 To add a problem:
 
@@ -241,6 +241,24 @@ class HasRank(ABC):
     @abstractmethod
     def rank_sigma(self) -> float:
         """Singular values above this count towards the rank."""
+
+    def rank_counts(self, singular: np.ndarray) -> np.ndarray:
+        """The rank readout on singular values (T, m), descending: #{σᵢ > rank_sigma} per row."""
+        with np.errstate(invalid="ignore"):
+            return np.sum(singular > self.rank_sigma(), axis=1)
+
+    def rank_rule(self) -> str:
+        """The readout in words (the trace's legend)."""
+        return f"σ > {self.rank_sigma():.3g}"
+
+
+class HasAlignment(ABC):
+    """Capability: how far the parameters' column space is from the truth's (P4's spectral alignment)."""
+
+    @abstractmethod
+    def alignment(self, state) -> np.ndarray:
+        """sin of the largest principal angle between the top column space of the parameters and the
+        truth's, per pixel ((pixels,) float64, on the host)."""
 
 
 class HasScore(ABC):

@@ -76,3 +76,24 @@ def numerical_rank(a, tol):
         q = jnp.sum(rest * (columns == pivot)[None], axis=1) / jnp.sqrt(jnp.where(largest > 0, largest, 1))
         rest = rest - q[:, None] * jnp.sum(q[:, None] * rest, axis=0)[None]
     return rank
+
+
+def count_above(g, threshold):
+    """#{eigenvalues of the symmetric g (n, n, P) above `threshold`} by Sylvester's law of inertia.
+
+    The signs of the pivots of an LDLᵀ elimination of g − t·I (no pivoting; a zero pivot, a
+    null set, is nudged to a tiny positive value) count its positive eigenvalues. Elementwise
+    over pixels, so no batched eigensolver is needed.
+    """
+    n = g.shape[0]
+    a = [[g[i, j] - (threshold if i == j else 0.0) for j in range(n)] for i in range(n)]
+    count = jnp.zeros(g.shape[-1], jnp.int32)
+    tiny = jnp.finfo(g.dtype).tiny
+    for p in range(n):
+        pivot = jnp.where(a[p][p] == 0, tiny, a[p][p])
+        count = count + (pivot > 0).astype(jnp.int32)
+        for i in range(p + 1, n):
+            f = a[i][p] / pivot
+            for j in range(p + 1, n):
+                a[i][j] = a[i][j] - f * a[p][j]
+    return count
