@@ -191,3 +191,20 @@ def test_unwritable_sweep_directory(tmp_path):
     blocker.write_text("not a directory")
     result = runner.invoke(app, ["sweep", str(tiny(tmp_path)), "--out", str(blocker / "s")])
     assert result.exit_code == 2 and "cannot write" in result.output
+
+
+def test_p5_sweep_lists_jump_probabilities_with_binomial_errors(tmp_path):
+    """Each point is a plane of independent SGD runs (noise × trial): frac ± √(p(1−p)/N) per class."""
+    sweep = load_sweep(ROOT / "configs" / "sweep-p5-jumps.toml", ["plane.resolution=[8, 8]"])
+    sweep = sweep_from_dict({"sweep": {"name": "p5", "grid": [{"key": "gd.eta", "values": [1.0, 5.0]}]}, **sweep.base})
+    run_sweep(sweep, tmp_path)
+    table = list(csv.DictReader(io.StringIO((tmp_path / "sweep.csv").read_text())))
+    for row in table:
+        n = int(row["pixels"])
+        assert n == 64
+        for key in [k for k in row if k.startswith("frac_") and not k.endswith("_err")]:
+            p = float(row[key])
+            assert float(row[f"{key}_err"]) == pytest.approx(np.sqrt(p * (1 - p) / n), abs=1e-15)
+        assert abs(sum(float(row[k]) for k in row if k.startswith("frac_") and not k.endswith("_err")) - 1) < 1e-12
+    low, high = (float(r["frac_rank1"]) for r in table)
+    assert low == 0.0 and high > 0.3  # SGD leaves the rank-2 minimum at η = 5, not at η = 1

@@ -15,17 +15,24 @@ def _number(value) -> float:
     return math.nan if value is None else float(value)
 
 
-def sensing_phases(alignment: np.ndarray, error: np.ndarray, aligned: float = 0.1, escaped: float = 0.1):
-    """(t₁, t₂) of P4's phases on one trace: phase I (spectral alignment) until the principal angle's
-    sine first falls below `aligned`, phase II (saddle escape) until the relative error first falls
-    below `escaped`, phase III (local refinement) after; None where a phase never ends."""
+def sensing_phases(alignment: np.ndarray, error: np.ndarray, escaped: float = 0.1):
+    """(t₁, t₂) of P4's phases on one trace (None where a phase never ends).
+
+    Phase I (spectral alignment) runs while U is tiny and the error stays ≈ 1: it ends at t₁, when
+    the principal angle's sine first comes within 10 % of its lowest value before the error
+    starts to fall (below 0.9) — the power method's plateau, set by ‖𝒜*𝒜(XXᵀ) − XXᵀ‖. Phase II
+    (saddle escape) ends at t₂, when the relative error first falls below `escaped`; phase III
+    (local refinement) follows.
+    """
 
     def first(mask):
         hits = np.flatnonzero(mask)
         return int(hits[0]) if hits.size else None
 
     with np.errstate(invalid="ignore"):
-        t1 = first(alignment < aligned)
+        escape = first(error < 0.9)
+        plateau = np.nanmin(alignment[: (len(alignment) if escape is None else escape + 1)])
+        t1 = first(alignment <= 1.1 * plateau)
         t2 = first((error < escaped) & (np.arange(len(error)) >= (t1 or 0)))
     return t1, t2
 
@@ -77,6 +84,7 @@ def plot_trace(trace, path: str | Path, title: str) -> Path:
             ax.semilogy(t, _positive(trace.alignment), lw=1.2, label="sin ∠(top-r col. space, truth)")
             if trace.target_error is not None:
                 _shade_phases(ax, *sensing_phases(trace.alignment, trace.target_error), len(t))
+                ax.set_xscale("symlog", linthresh=10, linscale=0.5)
         ax.set_ylabel("loss, errors")
         ax.legend(fontsize=7, loc="lower left")
     ax = panel["norm"]

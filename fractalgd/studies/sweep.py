@@ -15,7 +15,9 @@ A sweep file is a render recipe plus a `[sweep]` table (so `fractalgd render` re
     classes = ["nearest", "farthest"]   # optional: only this class pair's boundary
 
 Point k writes `points/NNNN/` (a render directory) and then `points/NNNN.json` (its row and the
-hash of its recipe and dimension options), each atomically: a point whose json holds the current
+hash of its recipe and dimension options), each atomically; the row holds every class's pixel
+fraction `frac_<class>` with its binomial standard error `frac_<class>_err` = √(p(1 − p)/N)
+(N = `pixels`: the probability over independent runs when the plane sweeps noise seeds): a point whose json holds the current
 hash is done and skipped on a rerun. `sweep.csv` (one row per finished point) and `sweep.png` (D
 against the parameter) are rewritten from the json files after every point. Point k belongs to
 process k mod P (`fractalgd.distributed`).
@@ -208,7 +210,12 @@ def measure(config: Config, options: dict, point_dir: Path, progress=None) -> di
         labels = result.labels
     counts = np.bincount(np.asarray(labels).ravel(), minlength=len(config.problem.class_names))
     dimension, error, fit_range, note = dimension_of(np.asarray(labels), config, options)
-    row = {f"frac_{n}": float(c / labels.size) for n, c in zip(config.problem.class_names, counts, strict=False)}
+    row = {}
+    for name, count in zip(config.problem.class_names, counts, strict=False):
+        p = float(count / labels.size)
+        # The binomial standard error of the fraction, for planes of independent runs (e.g. noise seeds).
+        row.update({f"frac_{name}": p, f"frac_{name}_err": math.sqrt(p * (1 - p) / labels.size)})
+    row["pixels"] = int(labels.size)
     row.update(D=dimension, D_err=error, fit_min=fit_range[0], fit_max=fit_range[1])
     row.update(seconds=round(time.perf_counter() - start, 3), note=note)
     return row

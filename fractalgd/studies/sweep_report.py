@@ -16,7 +16,7 @@ from pathlib import Path
 from fractalgd.output import write_text_atomic
 from fractalgd.output.plots import plot_sweep
 
-FIXED = ("D", "D_err", "fit_min", "fit_max", "seconds", "process", "note")
+FIXED = ("D", "D_err", "fit_min", "fit_max", "seconds", "process", "note", "pixels")
 
 
 def done_rows(out_dir: Path, hashes: dict[int, str]) -> dict[int, dict]:
