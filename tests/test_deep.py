@@ -180,3 +180,64 @@ def test_deep_plane_coordinates_are_checked():
     raw["plane"]["x"]["param"] = "u0"
     with pytest.raises(ConfigError, match=r"plane\.x\.param"):
         config_from_dict(raw)
+
+
+def shipped(overrides=()):
+    from fractalgd.config import load_config
+
+    return load_config("configs/deep-p2.toml", list(overrides))
+
+
+def test_rank_threshold_is_rank_tol_times_sigma1_of_the_target():
+    """A singular value between rank_tol² and rank_tol (times σ₁(Ŵ) = 1) counts."""
+    problem = shipped().problem
+    kernel = problem.kernel
+    assert problem.rank_sigma() == pytest.approx(0.02)
+    rng = np.random.default_rng(0)
+    ws = []
+    for sigma in ([1.0, 0.05, 0.01, 0.001], [0.9, 0.03, 0.021, 0.019], [0.5, 0.0005, 0.0, 0.0]):
+        a = random_orthogonal(4, int(rng.integers(100))) @ np.diag(sigma) @ random_orthogonal(4, 7).T
+        ws.append(a)
+    w = np.stack(ws, -1)
+    layers = (jnp.asarray(w), jnp.asarray(np.repeat(np.eye(4)[..., None], 3, -1)), jnp.asarray(np.repeat(np.eye(4)[..., None], 3, -1)))
+    np.testing.assert_array_equal(np.asarray(kernel.rank(layers)), [2, 3, 1])
+
+
+def test_beyond_the_flip_step_the_top_direction_collapses_to_a_saddle():
+    """η > 2/(Nσ₁^(2−2/N)) = 2/3: the top eigenvalue of the decoupled map w⁺ = w − η(w³ − λ̂)w²
+    cannot settle; it goes negative and creeps back to 0 from below, a critical point with loss
+    ½λ̂₁² = 0.5 — a saddle, not a rank-3 minimizer."""
+    alpha, eta = 0.0102, 1.2737
+    w = np.full(4, alpha)
+    lam = np.array([1.0, 0.6, 0.3, 0.1])
+    for _ in range(100000):
+        w = w - eta * (w**3 - lam) * w**2
+    assert -1e-4 < w[0] < 0 and np.allclose(w[1:] ** 3, lam[1:], rtol=1e-9)  # the independent oracle
+    cfg = shipped()
+    state, hyper = cfg.problem.initial({"alpha": np.array([alpha]), "eta": np.array([eta])}, np.float32)
+    from fractalgd.pipeline import engine_options
+
+    label = run_batch(cfg.problem.kernel, state, hyper, engine_options(cfg)).labels[0]
+    assert cfg.problem.class_names[label] == "saddle"
+
+
+def test_no_rank_class_beyond_the_flip_step_unless_still_descending():
+    """Above η = 2/3 no run is at a rank-R minimizer: pixels there are diverged, periodic, bounded
+    (chaotic: the loss rises), saddles, or — rank at T — still descending (checked independently)."""
+    from fractalgd.pipeline import run_range
+
+    cfg = shipped(["plane.resolution=[24, 8]", "plane.y={param='eta', min=-0.1, max=0.15, scale='log10'}"])
+    result = run_range(cfg, 0, cfg.plane.size)
+    names = [cfg.problem.class_names[k] for k in result.labels]
+    assert "saddle" in names and "bounded" in names
+    kernel = cfg.problem.kernel
+    eta = cfg.plane.coordinates(0, cfg.plane.size)["eta"]
+    for p, name in enumerate(names):
+        if name.startswith("rank"):
+            assert result.steps[p] == cfg.gd.steps  # never a converged minimizer
+            s = tuple(np.asarray(w[..., p : p + 1], np.float32) for w in result.state)
+            losses = [float(deep.loss(s, kernel.target)[0])]
+            for _ in range(64):
+                s = kernel.step(s, {"eta": np.float32(eta[p])})
+                losses.append(float(deep.loss(s, kernel.target)[0]))
+            assert np.all(np.diff(losses) <= 16 * np.finfo(np.float32).eps * np.array(losses[:-1])), name

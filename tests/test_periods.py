@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fractalgd.core.classes import BOUNDED, PERIOD2, PERIOD4, UNDECIDED
+from fractalgd.core.classes import BOUNDED, PERIOD2, PERIOD4, PERIOD8, PERIOD16, PERIOD32, PERIODIC, UNDECIDED
 from fractalgd.engine import EngineOptions, run_batch
 from fractalgd.problems import matrix, scalar
 from fractalgd.problems.matrix import MatrixKernel, random_orthogonal
@@ -145,3 +145,72 @@ def test_bounded_is_chaos_and_undecided_is_slow_convergence():
     rng = np.random.default_rng(0)
     u, v = rng.normal(size=(2, 50)), rng.normal(size=(2, 50))
     assert np.all(run_scalar(u, v, 0.001, 200).labels == UNDECIDED)
+
+
+def cubic_map_periods(ks, transient=60000):
+    """The attractor's period of u⁺ = u(1 + K − u²) (x⁺ = x − ηx(x² − μ) with u = √η·x, K = ημ) for
+    each K, from a plain float64 numpy iteration: the smallest p ≤ 64 with u_{n+p} and u_{n+2p}
+    back at u_n to 1e-10 after the transient; 0 when none (chaos, or still converging)."""
+    u = np.full_like(ks, 0.9)
+    for _ in range(transient):
+        u = u * (1 + ks - u * u)
+    orbit = [u]
+    for _ in range(128):
+        orbit.append(orbit[-1] * (1 + ks - orbit[-1] ** 2))
+    period = np.zeros(len(ks), int)
+    for p in range(64, 0, -1):
+        period[(np.abs(orbit[p] - orbit[0]) < 1e-10) & (np.abs(orbit[2 * p] - orbit[0]) < 1e-10)] = p
+    return period
+
+
+def window(ks, period, p):
+    """The longest run of consecutive K where the attractor has period p: (lo, hi)."""
+    inside = np.flatnonzero(period == p)
+    runs = np.split(inside, np.flatnonzero(np.diff(inside) > 1) + 1)
+    longest = max(runs, key=len)
+    return ks[longest[0]], ks[longest[-1]]
+
+
+def test_the_period_doubling_cascade_up_to_32_is_labelled_by_full_gd():
+    """P3's cascade beyond period 4: the windows of periods 8, 16, 32 (and a period-6 window, class
+    `periodic`) from an independent scan of the balanced-line map; full GD (d = 3, a generic
+    near-balanced start) at each window's centre gets that class."""
+    ks = np.linspace(1.236, 1.34, 6000)
+    period = cubic_map_periods(ks)
+    windows = {p: window(ks, period, p) for p in (4, 8, 16, 32, 6)}
+    assert windows[4][0] == pytest.approx(K_PERIOD4, abs=1e-4)
+    # Feigenbaum: successive window widths shrink by ≈ 4.669.
+    widths = [windows[p][1] - windows[p][0] for p in (4, 8, 16)]
+    assert 3.5 < widths[0] / widths[1] < 6 and 3.5 < widths[1] / widths[2] < 6, windows
+    centres = np.array([np.mean(windows[p]) for p in (8, 16, 32, 6)])
+    rng = np.random.default_rng(1)
+    u = np.full((3, len(centres)), 0.5) + 1e-4 * rng.normal(size=(3, len(centres)))
+    v = np.full((3, len(centres)), 0.5) + 1e-4 * rng.normal(size=(3, len(centres)))
+    labels = run_scalar(u, v, centres, 40000).labels  # y = 1: K = η
+    assert list(labels) == [PERIOD8, PERIOD16, PERIOD32, PERIODIC], (centres, labels)
+
+
+def test_periods_beyond_4_in_the_matrix_problem():
+    ks = np.linspace(1.286, 1.31, 2000)
+    period = cubic_map_periods(ks)
+    centres = np.array([np.mean(window(ks, period, p)) for p in (8, 16)])
+    u, v = near_balanced(len(centres), np.random.default_rng(2), x=(0.9, 0.6))
+    result = run_matrix(u, v, np.diag([1.0, 0.5]), centres, steps=40000)
+    np.testing.assert_array_equal(result.labels, [PERIOD8, PERIOD16])
+
+
+def test_final_period_finds_only_true_cycles():
+    from fractalgd.problems.base import final_period, period_class
+
+    np.testing.assert_array_equal(
+        np.asarray(period_class(np.array([0, 2, 3, 4, 6, 8, 16, 24, 32]))),
+        [UNDECIDED, PERIOD2, PERIODIC, PERIOD4, PERIODIC, PERIOD8, PERIOD16, PERIODIC, PERIOD32],
+    )
+    # Chaos (K = 1.5 on the balanced line) stays bounded; a decided label is left alone.
+    kernel = scalar.ScalarKernel(1)
+    coeffs = kernel.prepare({"eta": np.asarray([1.5, 1.5]), "lam": np.asarray(0.0), "y": np.asarray(1.0)})
+    state = (np.array([[0.7, 0.7]]), np.array([[0.7, 0.7]]))
+    for _ in range(5000):
+        state = kernel.step(state, coeffs)
+    label = np.array([BOUNDED, 7])
+    np.testing.assert_array_equal(np.asarray(final_period(kernel, state, coeffs, label)), [BOUNDED, 7])

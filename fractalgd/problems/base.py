@@ -34,15 +34,25 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
-import jax.numpy as jnp
 import numpy as np
-from jax import tree_util
 
-from fractalgd.core.classes import BOUNDED, DIVERGED, PERIOD2, PERIOD4, UNDECIDED
+from fractalgd.core.classes import MAX_FINAL_PERIOD
 from fractalgd.core.errors import ConfigError
-
-DIVERGENCE_BOUND = 1e12  # on ‖θ‖²; beyond it every problem here only grows
-BOUNDED_STEP = 1e-2  # a step longer than this, relative to √(1 + ‖θ‖²), is not a slow transient
+from fractalgd.problems.decisions import (  # noqa: F401  (re-exported: problems import them from here)
+    BOUNDED_STEP,
+    DIVERGENCE_BOUND,
+    common_label,
+    convergence_tol,
+    final_common_label,
+    final_period,
+    fixed_point_tests,
+    period_class,
+    period_tests,
+    tree_dot,
+    tree_dtype,
+    tree_sq_dist,
+    tree_sq_norm,
+)
 
 # Domains of plane coordinates: what a linear axis's lower bound must satisfy.
 REAL, POSITIVE, NONNEGATIVE = "real", "positive", "nonnegative"
@@ -148,6 +158,7 @@ class Kernel(ABC):
 
     history: ClassVar[int] = 4  # past iterates the decision test needs (period 4: θ_{t−4})
     block: ClassVar[int] = 512  # pixels per early-exit block (2 numbers a pixel like wide blocks)
+    final_periods: ClassVar[int] = MAX_FINAL_PERIOD  # periods tested at T by `final_label` (0: none)
 
     def prepare(self, hyper: dict) -> dict:
         """Per-block coefficients from the hyperparameters (arrays of shape () or (pixels,))."""
@@ -176,9 +187,11 @@ class Kernel(ABC):
         return common_label(tests, self.converged_label(state, state0, coeffs))
 
     def final_label(self, state, history, state0, coeffs):
-        """Class ids (int32) of pixels still undecided at T: `bounded` or `undecided` by default."""
-        del state0, coeffs
-        return final_common_label(self.theta(state), tuple(self.theta(h) for h in history))
+        """Class ids (int32) of pixels still undecided at T: a period k ≤ `final_periods` found by
+        running on from θ_T (`final_period`), else `bounded` or `undecided`."""
+        del state0
+        label = final_common_label(self.theta(state), tuple(self.theta(h) for h in history))
+        return final_period(self, state, coeffs, label)
 
 
 # --- the problem contract -------------------------------------------------------------------------
@@ -267,119 +280,6 @@ class HasScore(ABC):
     @abstractmethod
     def score(self, state) -> np.ndarray | None:
         """(pixels,) float64 from the final state, or None when this recipe has no score."""
-
-
-# --- decisions every problem shares ---------------------------------------------------------------
-
-
-def tree_dtype(tree):
-    return tree_util.tree_leaves(tree)[0].dtype
-
-
-def convergence_tol(dtype) -> float:
-    """Relative step length below which an iterate counts as a fixed point.
-
-    Chosen well above the rounding floor of each dtype, so converged pixels do reach it, and
-    far below any scale of the dynamics (f32: 1e-5, f64: 1e-10).
-    """
-    return 1e-5 if jnp.dtype(dtype) == jnp.float32 else 1e-10
-
-
-def fixed_point_tests(sq_norm, step_sq, two_step_sq, dtype):
-    """Common decisions from ‖θ_t‖², ‖θ_t − θ_{t−1}‖² and ‖θ_t − θ_{t−2}‖².
-
-    Returns (diverged, converged, period2) boolean arrays. A fixed point needs a step below
-    tol·max(‖θ‖, tol); the cycle test is relative to 1 + ‖θ‖². A 2-cycle needs its one-step
-    distance 1000× above the tolerance, so an orbit converging with a multiplier close to −1 is
-    not mistaken for a cycle.
-    """
-    tol = convergence_tol(dtype)
-    scale = 1.0 + sq_norm
-    diverged = ~jnp.isfinite(sq_norm) | (sq_norm > DIVERGENCE_BOUND)
-    # Relative to ‖θ‖ (floored at tol): a slow escape from a saddle near 0 is not a fixed point.
-    converged = ~diverged & (step_sq <= tol * tol * jnp.maximum(sq_norm, tol * tol))
-    period2 = ~diverged & ~converged & (two_step_sq <= tol * tol * scale)
-    period2 &= step_sq > (1e3 * tol) ** 2 * scale
-    return diverged, converged, period2
-
-
-def tree_sq_norm(tree):
-    """Σ θ² over every leaf and every non-pixel axis: (pixels,), unrolled adds (no tiny reductions)."""
-    total = None
-    for leaf in tree_util.tree_leaves(tree):
-        rows = leaf.reshape(-1, leaf.shape[-1])
-        for i in range(rows.shape[0]):
-            total = rows[i] * rows[i] if total is None else total + rows[i] * rows[i]
-    return total
-
-
-def tree_dot(a, b):
-    """⟨a, b⟩ per pixel over every leaf and every non-pixel axis, unrolled."""
-    total = None
-    for x, y in zip(tree_util.tree_leaves(a), tree_util.tree_leaves(b), strict=True):
-        xs, ys = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
-        for i in range(xs.shape[0]):
-            total = xs[i] * ys[i] if total is None else total + xs[i] * ys[i]
-    return total
-
-
-def tree_sq_dist(a, b):
-    """‖a − b‖² per pixel for two states of the same structure."""
-    return tree_sq_norm(tree_util.tree_map(lambda x, y: x - y, a, b))
-
-
-def period_tests(state, history, dtype):
-    """The default `decided`: (diverged, converged, period2[, period4]) from θ_t and its history.
-
-    Period 4 is tested when the kernel keeps h ≥ 4 past iterates: ‖θ_t − θ_{t−4}‖ below the
-    cycle tolerance while ‖θ_t − θ_{t−2}‖ is 1000× above it (so 2-cycles and fixed points, which
-    also return after 4 steps, keep their own class).
-    """
-    sq = tree_sq_norm(state)
-    diverged, converged, period2 = fixed_point_tests(
-        sq, tree_sq_dist(state, history[0]), tree_sq_dist(state, history[1]), dtype
-    )
-    if len(history) < 4:
-        return diverged, converged, period2
-    tol = convergence_tol(dtype)
-    scale = 1.0 + sq
-    period4 = ~diverged & ~converged & ~period2 & (tree_sq_dist(state, history[3]) <= tol * tol * scale)
-    period4 &= tree_sq_dist(state, history[1]) > (1e3 * tol) ** 2 * scale
-    return diverged, converged, period2, period4
-
-
-def common_label(tests, converged_label):
-    """Class ids from `period_tests`' tuple; `converged_label` (int array) is used where converged."""
-    diverged, converged, period2, *rest = tests
-    label = jnp.where(period2, PERIOD2, UNDECIDED)
-    if rest:
-        label = jnp.where(rest[0], PERIOD4, label)
-    label = jnp.where(converged, converged_label, label)
-    return jnp.where(diverged, DIVERGED, label).astype(jnp.int32)
-
-
-def final_common_label(state, history):
-    """The default `final_label`: BOUNDED or UNDECIDED for a pixel that reached T undecided.
-
-    `bounded` means the orbit keeps moving and turning: its last step is long
-    (‖Δ₁‖ > BOUNDED_STEP·√(1 + ‖θ‖²), Δⱼ = θ_{t−j+1} − θ_{t−j}), the step lengths do not
-    strictly decrease, and some two consecutive steps point apart (⟨Δⱼ, Δⱼ₊₁⟩ ≤ 0). Otherwise
-    the pixel stays `undecided`, because it may still be on its way:
-    - converging: near a fixed point GD is θ ↦ θ − ηH(θ − θ*) with H symmetric, so ‖Δⱼ‖² is a
-      sum of decaying exponentials and strictly decreases;
-    - drifting: a slow transient (a plateau, an escape from a saddle, incremental learning) steps
-      in one direction, so consecutive steps are aligned.
-    The engine already tested divergence and the periods at T.
-    """
-    chain = (state, *history)
-    deltas = [tree_util.tree_map(lambda a, b: a - b, chain[j], chain[j + 1]) for j in range(len(history))]
-    lengths = [tree_sq_norm(x) for x in deltas]
-    contracting = drifting = True
-    for j in range(len(deltas) - 1):
-        contracting &= lengths[j] < lengths[j + 1]
-        drifting &= tree_dot(deltas[j], deltas[j + 1]) > 0
-    long_step = lengths[0] > BOUNDED_STEP**2 * (1.0 + tree_sq_norm(state))
-    return jnp.where(long_step & ~contracting & ~drifting, BOUNDED, UNDECIDED).astype(jnp.int32)
 
 
 def check_positive(params: dict, *keys: str) -> None:

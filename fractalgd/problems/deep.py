@@ -11,10 +11,15 @@ With identity init and a symmetric target Ŵ = V diag(λ̂) Vᵀ the layers stay
 V diag(w) Vᵀ and the eigenvalues decouple (papers.md item 11):
     wᵢ⁺ = wᵢ − η(wᵢᴺ − λ̂ᵢ)wᵢᴺ⁻¹,   product eigenvalue pᵢ = wᵢᴺ.
 
-Classes: `rankR` = the numerical rank of W = W_N ⋯ W₁, #{i : σᵢ(W) > rank_tol·σ₁(Ŵ)}, at the
-limit for converged pixels and — with `rank_at_T` (the default) — at step T for pixels still
-learning then (the early-stopping picture: P2's incremental, low-rank-first learning); plus the
-common diverged / period2 / period4 / bounded / undecided.
+Classes: `rankR` = the numerical rank of W = W_N ⋯ W₁, #{i : σᵢ(W) > rank_tol·σ₁(Ŵ)}, of the
+limit for pixels converged to a global minimizer (‖W − Ŵ‖²_F ≤ GAP_TOL·‖Ŵ‖²_F: the loss is 0
+there; only these exit early) and — with `rank_at_T` (the default) — at step T for pixels still learning then, i.e.
+descending: the loss does not rise over the next 2·32 steps (the early-stopping picture: P2's
+incremental, low-rank-first learning; GD below its stability limit decreases the loss at every
+step). `saddle`: at rest at T (the fixed-point test of the recipe's dtype) away from a global
+minimizer, with a loss that no longer falls (e.g. beyond η = 2/(Nσ₁^(2−2/N)) the top direction
+collapses to 0); a plateau rests too but its loss still falls, so it keeps its rank. Pixels still moving at T whose loss rises are `bounded` (chaotic or
+erratic), or get their period (up to 32); plus the common diverged / period2 / period4.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from dataclasses import dataclass
 
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
-from fractalgd.core.classes import COMMON_CLASSES, FIRST_PROBLEM_CLASS, UNDECIDED
+from fractalgd.core.classes import BOUNDED, COMMON_CLASSES, FIRST_PROBLEM_CLASS, MAX_FINAL_PERIOD, UNDECIDED
 from fractalgd.core.errors import ConfigError
 from fractalgd.problems import smallmat as sm
 from fractalgd.problems.base import (
@@ -38,8 +44,11 @@ from fractalgd.problems.base import (
     Problem,
     RecipeContext,
     check_choice,
+    fixed_point_tests,
     hyper_arrays,
     plane_vectors,
+    tree_sq_dist,
+    tree_sq_norm,
 )
 from fractalgd.problems.matrix import random_orthogonal, square_target
 from fractalgd.problems.smallmat import count_above
@@ -49,8 +58,15 @@ MAX_DEPTH = 8
 MAX_N = 16
 
 
+GAP_TOL = 1e-4  # ‖W − Ŵ‖²_F ≤ GAP_TOL·‖Ŵ‖²_F at a fixed point: a global minimizer
+
+
 def class_names(n: int) -> tuple[str, ...]:
-    return (*COMMON_CLASSES, *(f"rank{r}" for r in range(n + 1)))
+    return (*COMMON_CLASSES, *(f"rank{r}" for r in range(n + 1)), "saddle")
+
+
+def saddle_class(n: int) -> int:
+    return FIRST_PROBLEM_CLASS + n + 1
 
 
 def product(layers):
@@ -97,15 +113,60 @@ class DeepKernel(Kernel):
         w = product(state)
         return count_above(sm.matmul_tn(w, w), self.rank_threshold)
 
+    def residual_sq(self, state):
+        """‖W − Ŵ‖²_F per pixel."""
+        r = self.residual(state)
+        flat = r.reshape(-1, r.shape[-1])
+        return jnp.sum(flat * flat, axis=0)
+
+    def gap(self):
+        return GAP_TOL * float(np.sum(np.square(self.target)))
+
+    def decided(self, state, history, coeffs):
+        """The common tests, but only a global minimizer exits as converged: a run resting near a
+        saddle may be on a plateau of incremental learning (where float32's fixed-point tolerance
+        is met long before it escapes), so it runs on to T and is judged there."""
+        diverged, converged, *periods = super().decided(state, history, coeffs)
+        return (diverged, converged & (self.residual_sq(state) <= self.gap()), *periods)
+
     def converged_label(self, s, s0, k):
         del s0, k
         return FIRST_PROBLEM_CLASS + self.rank(s)
 
+    def lookahead(self, s, k):
+        """(never rises, relative drop) of the loss over the next 2·MAX_FINAL_PERIOD steps.
+
+        "Never rises" allows 16 ulps of rounding per step; the drop is (L_T − L_{T+64})/L_T.
+        """
+        slack = 16 * float(jnp.finfo(s[0].dtype).eps)
+
+        def body(_, carry):
+            state, previous, ok = carry
+            state = self.step(state, k)
+            value = self.residual_sq(state)
+            return state, value, ok & ~(value > previous * (1 + slack))
+
+        first = self.residual_sq(s)
+        _, last, ok = lax.fori_loop(0, 2 * MAX_FINAL_PERIOD, body, (s, first, jnp.ones(first.shape, bool)))
+        return ok, (first - last) / jnp.where(first > 0, first, 1.0)
+
     def final_label(self, s, history, s0, k):
+        """At T: `saddle` if resting (the dtype's fixed-point test) with a loss that no longer falls
+        (by 16 ulps over 64 steps); with `rank_at_T`, the rank of a run still descending (a plateau
+        of incremental learning rests too, but its loss still falls), `bounded` if the loss rises;
+        periods found from θ_T (`final_period`) first."""
         label = super().final_label(s, history, s0, k)
-        if self.rank_at_T:  # still learning at T: the rank reached so far
-            label = jnp.where(label == UNDECIDED, FIRST_PROBLEM_CLASS + self.rank(s), label)
-        return label.astype(jnp.int32)
+        sq = tree_sq_norm(s)
+        _, at_rest, _ = fixed_point_tests(sq, tree_sq_dist(s, history[0]), tree_sq_dist(s, history[1]), s[0].dtype)
+        open_ = at_rest | (label == UNDECIDED)
+        never_rises, drop = lax.cond(
+            jnp.any(open_), lambda _: self.lookahead(s, k), lambda _: (open_, jnp.zeros(sq.shape, sq.dtype)), None
+        )
+        stalled = at_rest & (drop <= 16 * float(jnp.finfo(s[0].dtype).eps))
+        if self.rank_at_T:
+            learning = jnp.where(never_rises, FIRST_PROBLEM_CLASS + self.rank(s), BOUNDED)
+            label = jnp.where(open_, learning, label)
+        return jnp.where(stalled, saddle_class(self.n), label).astype(jnp.int32)
 
 
 def loss(state, target):
