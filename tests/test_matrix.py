@@ -171,3 +171,67 @@ def test_diagonal_init_converged_set_is_the_intersection_of_the_column_ellipses(
 def test_bad_matrix_recipes_name_the_key(problem, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         config_from_dict(matrix_raw(**problem))
+
+
+def scalar_oracle(u0, v0, y, lam, eta, steps=3000):
+    """Independent d = 1 GD: 'nearest'/'farthest' by the distance of the limit to (u0, v0) among the
+    two minimizers ±√(|y| − λ)·(1, sign y), or None where it did not reach one."""
+    u, v = np.array(u0, float), np.array(v0, float)
+    with np.errstate(all="ignore"):
+        for _ in range(steps):
+            r = u * v - y
+            u, v = (1 - eta * lam) * u - eta * r * v, (1 - eta * lam) * v - eta * r * u
+    mu = np.sqrt(abs(y) - lam)
+    plus, minus = np.array([mu, np.sign(y) * mu]), -np.array([mu, np.sign(y) * mu])
+    out = []
+    for a, b, a0, b0 in zip(u, v, np.ravel(u0), np.ravel(v0), strict=True):
+        end = np.array([a, b])
+        hit = [p for p in (plus, minus) if np.linalg.norm(end - p) < 1e-6]
+        if not hit:
+            out.append(None)
+            continue
+        start = np.array([a0, b0])
+        other = minus if hit[0] is plus else plus
+        out.append("nearest" if np.linalg.norm(start - hit[0]) < np.linalg.norm(start - other) else "farthest")
+    return out
+
+
+@pytest.mark.parametrize("target", [(0.5, 0.3), (0.5, -0.4)])
+def test_per_column_nearest_and_farthest_match_the_scalar_columns(target):
+    from fractalgd.config import load_config
+
+    cfg = load_config(
+        "configs/matrix-orthogonal.toml",
+        ["plane.resolution=[40, 40]", "gd.steps=3000", f"problem.target_diag={list(target)}"],
+    )
+    names = cfg.problem.class_names
+    assert "nearest-farthest" in names and "farthest-nearest" in names
+    coords = cfg.plane.coordinates(0, cfg.plane.size)
+    labels = render(cfg).labels.ravel()
+    columns = [scalar_oracle(coords["u0"], coords["v0"], y, 0.2, 1.0) for y in target]
+    checked = seen_farthest = 0
+    for p, words in enumerate(zip(*columns, strict=True)):
+        if None in words:
+            continue
+        checked += 1
+        seen_farthest += "farthest" in words
+        assert names[labels[p]] == "-".join(words), (p, coords["u0"][p], coords["v0"][p])
+    assert checked > 200 and seen_farthest > 30, (checked, seen_farthest)
+
+
+@pytest.mark.parametrize("d", [3, 2])
+def test_minimum_loss_formula_against_brute_force_minimization(d):
+    """L* = Σ_{i ≤ min(d, k)} g(σᵢ, λ) + Σ_{i > min(d, k)} ½σᵢ², g = ½σ² (σ ≤ λ) or λσ − ½λ², checked
+    against the lowest loss plain float64 GD reaches from 64 random starts (d < k: rank ≤ d)."""
+    rng = np.random.default_rng(5)
+    sigma, lam, k = np.array([2.0, 1.0, 0.2]), 0.3, 3
+    target = random_orthogonal(3, 1) @ np.diag(sigma) @ random_orthogonal(3, 2).T
+    u, v = rng.normal(size=(64, d, k)), rng.normal(size=(64, d, k))
+    for _ in range(20000):
+        r = np.einsum("pai,paj->pij", u, v) - target
+        u, v = u - 0.05 * (np.einsum("paj,pij->pai", v, r) + lam * u), v - 0.05 * (np.einsum("pai,pij->paj", u, r) + lam * v)
+    r = np.einsum("pai,paj->pij", u, v) - target
+    losses = 0.5 * np.sum(r * r, axis=(1, 2)) + 0.5 * lam * (np.sum(u * u, axis=(1, 2)) + np.sum(v * v, axis=(1, 2)))
+    assert float(matrix.min_loss(sigma, lam, min(d, k))) == pytest.approx(losses.min(), abs=1e-9)
+    if d == 3:
+        assert float(matrix.min_loss(sigma, lam, 3)) == pytest.approx(lam * 3.0 - lam**2 + 0.5 * 0.2**2)

@@ -176,3 +176,39 @@ def test_float32_and_float64_agree_away_from_the_boundary():
     differ = f32 != f64
     assert differ.mean() < 0.01
     assert np.all(~differ | touches_other_label(f64))
+
+
+@pytest.mark.parametrize("y", [0.5, -0.5])
+def test_nearest_and_farthest_by_the_distance_to_the_start(y):
+    """λ > 0, d = 1: the two minimizers are ±√(|y| − λ)·(1, sign y); the label names the one GD
+    reached by its distance to (u0, v0), from an independent float64 iteration."""
+    lam, eta = 0.2, 1.0
+    rng = np.random.default_rng(7)
+    u0, v0 = rng.uniform(-3, 3, 3000), rng.uniform(-3, 3, 3000)
+    u, v = u0.copy(), v0.copy()
+    with np.errstate(all="ignore"):
+        for _ in range(2000):
+            r = u * v - y
+            u, v = (1 - eta * lam) * u - eta * r * v, (1 - eta * lam) * v - eta * r * u
+    mu = np.sqrt(abs(y) - lam)
+    p = np.array([mu, np.sign(y) * mu])
+    d_plus = np.hypot(u - p[0], v - p[1])
+    d_minus = np.hypot(u + p[0], v + p[1])
+    reached = np.minimum(d_plus, d_minus) < 1e-8
+    went_plus = d_plus < d_minus
+    start_plus_nearer = np.hypot(u0 - p[0], v0 - p[1]) < np.hypot(u0 + p[0], v0 + p[1])
+    want = np.where(went_plus == start_plus_nearer, scalar.NEAREST, scalar.FARTHEST)
+    hyper = {"eta": np.asarray(eta), "lam": np.asarray(lam), "y": np.asarray(y)}
+    result = run_batch(scalar.ScalarKernel(1), (u0[None], v0[None]), hyper, EngineOptions(2000, check_every=50))
+    np.testing.assert_array_equal(result.labels[reached], want[reached])
+    assert reached.sum() > 500 and np.sum(want[reached] == scalar.FARTHEST) > 50
+
+
+def test_the_antidiagonal_converges_to_the_saddle_at_zero():
+    """y > 0: on u = −v the sum a = u + v is 0 and stays 0, so b shrinks to 0 (for small b): the
+    saddle θ = 0, not a minimizer (those have u = v)."""
+    s = np.array([0.3, -0.6, 0.9])
+    hyper = {"eta": np.asarray(1.0), "lam": np.asarray(0.2), "y": np.asarray(0.5)}
+    result = run_batch(scalar.ScalarKernel(1), (s[None], -s[None]), hyper, EngineOptions(3000, check_every=50))
+    np.testing.assert_array_equal(result.labels, [scalar.SADDLE] * 3)
+    np.testing.assert_allclose(np.asarray(result.state[0]), 0.0, atol=1e-6)

@@ -18,6 +18,13 @@ Classes: `converged` (a global minimizer: the loss is within tolerance of its mi
 L* = Σᵢ g(σᵢ(Y), λ), g = ½σ² for σ ≤ λ and λσ − ½λ² above, over the top min(d, k) singular
 values, plus ½σᵢ² for the rest: soft-thresholding, as (λ/2)(‖U‖² + ‖V‖²) ≥ λ‖UᵀV‖_*), `saddle`
 (converged elsewhere), and the common diverged / period2 / period4 / bounded / undecided.
+
+Per column (P1's nearest/farthest, `init` "diagonal" or "orthogonal", Y diagonal, k ≤ 4): the
+columns run P1's scalar problem each, so a global minimizer with λ > 0 is labelled by one word a
+column, `nearest` or `farthest` joined by '-' (e.g. `nearest-farthest`): column i's limit is
+±√(|Yᵢᵢ| − λ)·â₀ᵢ with a = uᵢ + vᵢ (b = uᵢ − vᵢ when Yᵢᵢ < 0), and sign⟨a_T, a₀⟩ > 0 is the
+nearest of the two (papers.md §1.5). A column with |Yᵢᵢ| ≤ λ ends at 0, its only minimizer: it
+counts as nearest. λ = 0 stays `converged` (the minimizers form a manifold).
 """
 
 from __future__ import annotations
@@ -48,6 +55,14 @@ from fractalgd.problems.base import (
 
 CONVERGED, SADDLE = FIRST_PROBLEM_CLASS, FIRST_PROBLEM_CLASS + 1
 CLASS_NAMES = (*COMMON_CLASSES, "converged", "saddle")
+MAX_COLUMN_LABELS = 4  # per-column nearest/farthest: 2^k classes
+
+
+def column_patterns(k: int) -> tuple[str, ...]:
+    """Class names of the per-column labels, indexed by the bits (1 = farthest), column 0 first."""
+    return tuple(
+        "-".join("farthest" if (index >> (k - 1 - i)) & 1 else "nearest" for i in range(k)) for index in range(2**k)
+    )
 INITS = ("directions", "diagonal", "orthogonal")
 MAX_SIZE = 16
 GAP_TOL = 1e-4  # loss − L* below GAP_TOL·(1 + ‖Y‖²) at a fixed point: a global minimizer
@@ -93,6 +108,7 @@ class MatrixKernel(Kernel):
     d: int
     k: int
     target: tuple[tuple[float, ...], ...]
+    per_column: bool = False  # label global minimizers column by column (nearest/farthest)
 
     block = 64  # 8+ numbers a pixel: small early-exit blocks stay in cache (perf-baseline.md §4)
 
@@ -109,10 +125,27 @@ class MatrixKernel(Kernel):
         return (k["c"] * u - k["eta"] * gu, k["c"] * v - k["eta"] * gv)
 
     def converged_label(self, s, s0, k):
-        """`converged` at a global minimizer (the loss within tolerance of L*), else `saddle`."""
-        del s0
+        """`converged` at a global minimizer (the loss within tolerance of L*), else `saddle`;
+        with `per_column` and λ > 0 a global minimizer gets its columns' nearest/farthest word."""
         gap = loss(s, k, self.target) - k["lstar"]
-        return jnp.where(gap <= GAP_TOL * (1.0 + k["ysq"]), CONVERGED, SADDLE)
+        minimizer = jnp.abs(gap) <= GAP_TOL * (1.0 + k["ysq"])  # no loss is below L*: |gap| checks L* too
+        label = CONVERGED
+        if self.per_column:
+            label = jnp.where(k["lam"] > 0, FIRST_PROBLEM_CLASS + 2 + self.column_bits(s, s0, k), CONVERGED)
+        return jnp.where(minimizer, label, SADDLE)
+
+    def column_bits(self, s, s0, k):
+        """Σᵢ [column i went to the farthest minimizer]·2^(k−1−i) per pixel (int32)."""
+        (u, v), (u0, v0) = s, s0
+        bits = jnp.zeros(u.shape[-1], jnp.int32)
+        for i in range(self.k):
+            y = self.target[i][i]
+            sign = 1.0 if y >= 0 else -1.0  # a = u + v for y ≥ 0, b = u − v for y < 0
+            w_t, w_0 = u[:, i] + sign * v[:, i], u0[:, i] + sign * v0[:, i]
+            dot = jnp.sum(w_t * w_0, axis=0)
+            farthest = (dot <= 0) & (abs(y) > k["lam"])
+            bits = bits + farthest.astype(jnp.int32) * (1 << (self.k - 1 - i))
+        return bits
 
 
 @dataclass(frozen=True)
@@ -161,12 +194,19 @@ class MatrixProblem(Problem, HasLoss, HasMatrix):
         return coords | ({"u0": REAL, "v0": REAL} if self.init != "directions" else {})
 
     @property
+    def per_column(self) -> bool:
+        """Whether global minimizers are labelled column by column (decoupled columns, k ≤ 4)."""
+        target = np.asarray(self.target_matrix)
+        diagonal = np.array_equal(target, np.diag(np.diag(target)))
+        return self.init != "directions" and diagonal and self.k <= MAX_COLUMN_LABELS
+
+    @property
     def class_names(self) -> tuple[str, ...]:
-        return CLASS_NAMES
+        return CLASS_NAMES + (column_patterns(self.k) if self.per_column else ())
 
     @property
     def kernel(self) -> MatrixKernel:
-        return MatrixKernel(self.d, self.k, self.target_matrix)
+        return MatrixKernel(self.d, self.k, self.target_matrix, self.per_column)
 
     def initial(self, coords: dict[str, np.ndarray], dtype) -> tuple[tuple, dict]:
         """(state0, hyper) for pixels with plane coordinates `coords` (name → float64 array)."""
