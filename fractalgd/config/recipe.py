@@ -38,7 +38,7 @@ NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789
 DEFAULTS: dict[str, Any] = {
     "name": "render",
     "gd": {"eta": 0.1, "steps": 1000, "dtype": "float32"},
-    "plane": {"resolution": [512, 512], "base": [], "dir1": [], "dir2": [], "seed": 0},
+    "plane": {"resolution": [512, 512], "base": [], "dir1": [], "dir2": [], "seed": 0, "grid": "centers"},
     "engine": {
         "check_every": 32,
         "block": 0,
@@ -54,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
 }
 ANALYSIS_METHODS = ("boxcount", "sd", "uncertainty")
 AXIS_KEYS = ("param", "min", "max", "center", "width", "scale")
+GRIDS = ("centers", "endpoints")  # pixels at cell centres, or the first and last on the bounds
 
 
 def default_recipe_path() -> Path:
@@ -228,6 +229,8 @@ def _plane_table(raw: dict, default_axes: tuple[str, str]) -> dict:
         raise ConfigError(f"plane.resolution: at most {MAX_SIDE} pixels a side, got {res!r}")
     for key in ("base", "dir1", "dir2"):
         plane[key] = number_list(f"plane.{key}", plane[key])
+    if plane["grid"] not in GRIDS:
+        raise ConfigError(f"plane.grid: must be 'centers' or 'endpoints' (linspace/logspace), got '{plane['grid']}'")
     for key, default in zip(("x", "y"), default_axes, strict=True):
         plane[key] = _resolve_axis(f"plane.{key}", axes_raw.get(key, {"min": -1.0, "max": 1.0}), default)
     if plane["x"]["param"] == plane["y"]["param"]:
@@ -287,7 +290,10 @@ def _analysis_table(given: Any, class_names) -> dict:
 def _view(plane: dict) -> Plane:
     w, h = plane["resolution"]
     x, y = plane["x"], plane["y"]
-    return Plane(Axis(x["param"], x["min"], x["max"], x["scale"], w), Axis(y["param"], y["min"], y["max"], y["scale"], h))
+    grid = plane["grid"]
+    return Plane(
+        Axis(x["param"], x["min"], x["max"], x["scale"], w, grid), Axis(y["param"], y["min"], y["max"], y["scale"], h, grid)
+    )
 
 
 @with_x64  # problems may draw their instances with JAX in float64

@@ -2,9 +2,11 @@
 
 A view is centre + size per axis in axis units (decades on a log10 axis), because zooms scale
 the width around a fixed centre; `View` is the one viewport type of the package (zoom keyframes,
-explorer requests, sweep windows). Pixels sit at cell centres; row 0 is the top of the image
-(largest y). Coordinates are computed in float64 as centre + k·(width/n) with k a half-integer
-offset from the middle, so a view symmetric about 0 gives exactly symmetric pixels.
+explorer requests, sweep windows). Pixels sit at cell centres (`grid = "centers"`, the default);
+row 0 is the top of the image (largest y). Coordinates are computed in float64 as
+centre + k·(width/n) with k a half-integer offset from the middle, so a view symmetric about 0
+gives exactly symmetric pixels. `grid = "endpoints"` puts pixel k at lo + k·(hi − lo)/(n − 1), the
+first and last pixels on the bounds, as numpy's linspace/logspace (Sohl-Dickstein's grid).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Axis:
     hi: float
     scale: str = "linear"  # "linear" or "log10" (lo/hi then in decades)
     n: int = 512
+    grid: str = "centers"  # "centers": pixels at cell centres; "endpoints": the first and last on lo, hi
 
     @property
     def center(self) -> float:
@@ -59,11 +62,25 @@ class Axis:
     @property
     def spacing(self) -> float:
         """Pixel pitch in axis units."""
+        if self.grid == "endpoints":
+            return self.width / max(self.n - 1, 1)
         return self.width / self.n
 
     def axis_units(self, index: np.ndarray) -> np.ndarray:
-        """Axis-unit coordinate (decades on a log axis) of pixel centres `index` ∈ [0, n)."""
-        return self.center + (np.asarray(index, dtype=np.float64) - (self.n - 1) / 2) * self.spacing
+        """Axis-unit coordinate (decades on a log axis) of pixels `index` ∈ [0, n)."""
+        index = np.asarray(index, dtype=np.float64)
+        if self.grid == "endpoints":
+            if self.n == 1:
+                return np.full(index.shape, self.center)
+            return self.lo + index * self.spacing
+        return self.center + (index - (self.n - 1) / 2) * self.spacing
+
+    @property
+    def edges(self) -> tuple[float, float]:
+        """The image's outer edges in axis units (the bounds, or half a pitch beyond them with endpoints)."""
+        if self.grid == "endpoints" and self.n > 1:
+            return self.lo - self.spacing / 2, self.hi + self.spacing / 2
+        return self.lo, self.hi
 
     def to_physical(self, value: np.ndarray) -> np.ndarray:
         return np.power(10.0, value) if self.scale == "log10" else value
@@ -122,4 +139,4 @@ class Plane:
 
     def extent(self) -> tuple[float, float, float, float]:
         """(left, right, bottom, top) in axis units, for matplotlib's imshow."""
-        return (self.x.lo, self.x.hi, self.y.lo, self.y.hi)
+        return (*self.x.edges, *self.y.edges)

@@ -4,13 +4,17 @@
     φ = tanh(√2·z) | √2·relu(z) | z,   W₀⁺ = W₀ − lr0·∇_{W₀}L,   W₁⁺ = W₁ − lr1·∇_{W₁}L
 
 Mean-field scaling, no biases, width w = 16. Data X, Y ~ N(0, 1) and the initial weights ~ N(0, 1)
-are drawn with his key sequence (PRNGKey(seed) split as in his notebook; the bits depend on JAX's
-PRNG implementation), the same for every pixel. Number of points: the number of parameters
-w² + w = 272 (his rule; w for the identity net), or `points`. `batch` > 0 uses minibatches of
-that size drawn with replacement from `jax.random.fold_in(key(42), t)` — the same sequence for
-every pixel, so images stay coherent. Planes: (lr0, lr1) on log10 axes, or (offset, lr) with the
-offset added to W₀ once at init (`offset_mode = "init"`) or before every step, as his notebook's
-`train_step` does (`"every_step"`).
+are drawn with his key sequence (PRNGKey(seed) split as in his notebook), the same for every
+pixel. The bits depend on JAX's PRNG: `prng = "current"` draws with this JAX's defaults, `prng =
+"sd2024"` with `jax_threefry_partitionable` off (the default until JAX 0.5, which his 2024 runs
+used), switched on only around the draws. Number of points: the number of parameters w² + w = 272
+(his rule; w for the identity net), or `points`. `batch` > 0 uses minibatches of that size drawn
+with replacement, the same sequence for every pixel so images stay coherent: with "sd2024" his
+own sequence (step t uses `split(PRNGKey(42), T)[t]`, his `train`), with "current"
+`jax.random.fold_in(key(42), t)`. Planes: (lr0, lr1) on log10 axes, or (offset, lr) with the
+offset added to W₀ before every step, as his notebook's `train_step` does (`offset_mode =
+"every_step"`, the default; the loss is read at the shifted weights), or once at init (`"init"`).
+His grids put the first and last pixel on the bounds: `plane.grid = "endpoints"`.
 
 Two readouts: `measure = "classes"` (our classifier: converged, period, diverged, and
 `trainable` — loss at T below the initial loss — with early exit), and `measure = "sd"`, his
@@ -23,6 +27,7 @@ State: ((W₀ (w, w, pixels), W₁ (w, pixels)), (t, and his sums when measure =
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from dataclasses import dataclass
@@ -55,6 +60,8 @@ CLASS_NAMES = (*COMMON_CLASSES, "converged", "trainable")
 MAX_VAL = 1e6  # his clip value
 WINDOW = 20  # his "last 20" losses
 MINIBATCH_KEY = 42  # his PRNGKey(42)
+PRNGS = ("current", "sd2024")
+MAX_SD_TABLE = 1 << 22  # steps × batch indices of his minibatch sequence held as a table
 MAX_POINTS = 100_000
 
 
@@ -63,19 +70,41 @@ def default_points(width: int, activation: str) -> int:
     return width if activation == "identity" else width * width + width
 
 
+@contextlib.contextmanager
+def prng_bits(prng: str):
+    """The PRNG setting of `prng` for the draws inside the block only (never a global switch)."""
+    if prng == "sd2024":
+        with jax.threefry_partitionable(False):
+            yield
+    else:
+        yield
+
+
 @functools.lru_cache(maxsize=16)
 @with_x64  # his bits are float64 draws, whatever the caller's JAX setting
-def instance(width: int, points: int, seed: int):
+def instance(width: int, points: int, seed: int, prng: str = "current"):
     """(W₀, W₁, X, Y) in float64, with his notebook's key sequence."""
-    rng, sub = jax.random.split(jax.random.PRNGKey(seed))
-    k0, k1 = jax.random.split(sub, 2)
-    w0 = jax.random.normal(k0, (width, width), jnp.float64)
-    w1 = jax.random.normal(k1, (width, 1), jnp.float64)
-    rng, sub = jax.random.split(rng)
-    x = jax.random.normal(sub, (points, width), jnp.float64)
-    rng, sub = jax.random.split(rng)
-    y = jax.random.normal(sub, (points, 1), jnp.float64)
-    return tuple(np.asarray(a) for a in (w0, w1[:, 0], x, y[:, 0]))
+    with prng_bits(prng), jax.ensure_compile_time_eval():
+        rng, sub = jax.random.split(jax.random.PRNGKey(seed))
+        k0, k1 = jax.random.split(sub, 2)
+        w0 = jax.random.normal(k0, (width, width), jnp.float64)
+        w1 = jax.random.normal(k1, (width, 1), jnp.float64)
+        rng, sub = jax.random.split(rng)
+        x = jax.random.normal(sub, (points, width), jnp.float64)
+        rng, sub = jax.random.split(rng)
+        y = jax.random.normal(sub, (points, 1), jnp.float64)
+        return tuple(np.asarray(a) for a in (w0, w1[:, 0], x, y[:, 0]))
+
+
+@functools.lru_cache(maxsize=8)
+@with_x64
+def sd_minibatches(steps: int, batch: int, points: int) -> np.ndarray:
+    """His minibatch indices, (steps, batch) int32: step t draws randint(split(PRNGKey(42), T)[t])."""
+    # prepare() runs under the engine's trace: draw the table now, as concrete numbers
+    with prng_bits("sd2024"), jax.ensure_compile_time_eval():
+        keys = jax.random.split(jax.random.PRNGKey(MINIBATCH_KEY), steps)
+        draw = jax.vmap(lambda k: jax.random.randint(k, (batch,), 0, points))
+        return np.asarray(draw(keys), dtype=np.int32)
 
 
 def sd_measure(losses, max_val: float = MAX_VAL):
@@ -99,13 +128,18 @@ class MLPKernel(Kernel):
     seed: int
     every_step_offset: bool
     sd_steps: int  # T when measure = "sd" (0 otherwise): the last-20 window starts at T − 20
+    prng: str = "current"
+    table_steps: int = 0  # > 0: minibatches from his sequence, a (table_steps, batch) index table
 
     block = 32  # pixels per block: a block's activations (n, w, 32) stay in cache
 
     def prepare(self, hyper):
         dtype = hyper["lr0"].dtype
-        _, _, x, y = instance(self.width, self.points, self.seed)
-        return {**hyper, "x": jnp.asarray(x, dtype), "y": jnp.asarray(y, dtype)}
+        _, _, x, y = instance(self.width, self.points, self.seed, self.prng)
+        coeffs = {**hyper, "x": jnp.asarray(x, dtype), "y": jnp.asarray(y, dtype)}
+        if self.batch and self.table_steps:
+            coeffs["batches"] = jnp.asarray(sd_minibatches(self.table_steps, self.batch, self.points))
+        return coeffs
 
     def _phi(self, z):
         if self.activation == "tanh":
@@ -149,8 +183,12 @@ class MLPKernel(Kernel):
         x, y = k["x"], k["y"]
         if self.batch:
             # One draw per step for every pixel: all pixels of a run carry the same t.
-            key = jax.random.fold_in(jax.random.key(MINIBATCH_KEY), t.reshape(-1)[0].astype(jnp.int32))
-            idx = jax.random.randint(key, (self.batch,), 0, self.points)
+            step = t.reshape(-1)[0].astype(jnp.int32)
+            if self.table_steps:  # his sequence (clamped past its end)
+                idx = lax.dynamic_index_in_dim(k["batches"], step, keepdims=False)
+            else:
+                key = jax.random.fold_in(jax.random.key(MINIBATCH_KEY), step)
+                idx = jax.random.randint(key, (self.batch,), 0, self.points)
             x, y = x[idx], y[idx]
         (g0, g1), r = self.gradient((w0, w1), x, y)
         new = (w0 - k["lr0"] * g0, w1 - k["lr1"] * g1)
@@ -209,6 +247,7 @@ class MLPProblem(Problem, HasLoss, HasScore):
     measure: str
     steps: int
     eta: float
+    prng: str = "current"
 
     kind = "mlp"
     defaults = {
@@ -218,7 +257,8 @@ class MLPProblem(Problem, HasLoss, HasScore):
         "batch": 0,  # 0: full batch
         "seed": 0,
         "offset": 0.0,
-        "offset_mode": "init",
+        "offset_mode": "every_step",  # his train_step: the offset is added before every step
+        "prng": "current",  # "sd2024": his 2024 random bits (jax_threefry_partitionable off)
         "measure": "classes",
     }
     default_axes = ("lr0", "lr1")
@@ -228,6 +268,9 @@ class MLPProblem(Problem, HasLoss, HasScore):
         check_choice(params, "activation", ACTIVATIONS)
         check_choice(params, "measure", MEASURES)
         check_choice(params, "offset_mode", ("init", "every_step"))
+        check_choice(params, "prng", PRNGS)
+        if params["prng"] == "sd2024" and params["batch"] and ctx.steps * params["batch"] > MAX_SD_TABLE:
+            raise ConfigError(f"gd.steps: his minibatch sequence is held as a table, steps·batch at most {MAX_SD_TABLE}")
         width = params["width"]
         if not 1 <= width <= 256:
             raise ConfigError(f"problem.width: must be in 1..256, got {width}")
@@ -244,7 +287,7 @@ class MLPProblem(Problem, HasLoss, HasScore):
             raise ConfigError("plane.base/dir1/dir2: not used by 'mlp' (its planes are lr0, lr1, lr, offset)")
         return cls(
             width, params["activation"], points, params["batch"], params["seed"], params["offset"],
-            params["offset_mode"], params["measure"], ctx.steps, ctx.eta,
+            params["offset_mode"], params["measure"], ctx.steps, ctx.eta, params["prng"],
         )  # fmt: skip
 
     def coordinates(self) -> dict[str, str]:
@@ -258,12 +301,13 @@ class MLPProblem(Problem, HasLoss, HasScore):
     def kernel(self) -> MLPKernel:
         sd_steps = self.steps if self.measure == "sd" else 0
         every = self.offset_mode == "every_step"
-        return MLPKernel(self.width, self.activation, self.points, self.batch, self.seed, every, sd_steps)
+        table = self.steps if self.prng == "sd2024" and self.batch else 0
+        return MLPKernel(self.width, self.activation, self.points, self.batch, self.seed, every, sd_steps, self.prng, table)
 
     def initial(self, coords: dict[str, np.ndarray], dtype):
         """((W₀ + offset at init, W₁), sums) per pixel; hyper {lr0, lr1, offset}."""
         size = next(iter(coords.values())).shape[0]
-        w0, w1, _, _ = instance(self.width, self.points, self.seed)
+        w0, w1, _, _ = instance(self.width, self.points, self.seed, self.prng)
         offset = np.broadcast_to(coords.get("offset", self.offset), (size,))
         lr = coords.get("lr", self.eta)
         hyper = {
