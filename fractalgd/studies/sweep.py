@@ -37,7 +37,16 @@ import numpy as np
 from fractalgd.analysis import AnalysisError
 from fractalgd.analysis.boundary import boundary_mask
 from fractalgd.analysis.boxcount import box_count
-from fractalgd.config import Config, ConfigError, apply_overrides, config_from_dict, merge_table, read_toml, with_values
+from fractalgd.config import (
+    Config,
+    ConfigError,
+    apply_overrides,
+    check_name,
+    config_from_dict,
+    merge_table,
+    read_toml,
+    with_values,
+)
 from fractalgd.core.plane import View
 from fractalgd.output import save_render, write_json_atomic
 from fractalgd.pipeline import render
@@ -47,6 +56,7 @@ from fractalgd.tiled.tiles import render_tiled, use_tiled
 
 SWEEP_KEYS = {"name": "sweep", "recipe": "", "set": [], "grid": [], "dimension": {}}
 GRID_KEYS = ("key", "values", "min", "max", "num", "scale", "windows")
+MAX_POINTS = 10_000
 DIMENSION_DEFAULTS = {"classes": [], "min_box": 4, "max_fraction": 0.125, "n_sizes": 16, "offsets": 3}
 
 
@@ -158,7 +168,11 @@ def sweep_from_dict(raw: dict, base_dir: Path = Path("."), overrides=()) -> Swee
         raise ConfigError(f"sweep.grid: both axes sweep '{axes[0].key}'")
     if sum(a.windows is not None for a in axes) > 1:
         raise ConfigError("sweep.grid: give windows on one axis only")
-    dimension = merge_table("sweep.dimension", spec["dimension"], DIMENSION_DEFAULTS)
+    dimension = _dimension_options(spec["dimension"])
+    check_name(spec["name"])
+    points = math.prod(len(a.values) for a in axes)
+    if points > MAX_POINTS:
+        raise ConfigError(f"sweep.grid: {points} points, at most {MAX_POINTS}")
     sweep = Sweep(spec["name"], base, axes, dimension)
     for point in sweep.points():  # a bad key or value fails now, naming the point
         try:
@@ -169,6 +183,18 @@ def sweep_from_dict(raw: dict, base_dir: Path = Path("."), overrides=()) -> Swee
     if classes and (len(classes) != 2 or any(c not in config.problem.class_names for c in classes)):
         raise ConfigError(f"sweep.dimension.classes: two of {', '.join(config.problem.class_names)}, got {classes}")
     return sweep
+
+
+def _dimension_options(given) -> dict:
+    """[sweep.dimension]: box_count's options, each in its meaningful range."""
+    options = merge_table("sweep.dimension", given, DIMENSION_DEFAULTS)
+    ranges = {"min_box": (2, 4096), "n_sizes": (3, 64), "offsets": (1, 8)}
+    for key, (lo, hi) in ranges.items():
+        if not lo <= options[key] <= hi:
+            raise ConfigError(f"sweep.dimension.{key}: must be in {lo}..{hi}, got {options[key]}")
+    if not 0 < options["max_fraction"] <= 0.5:
+        raise ConfigError(f"sweep.dimension.max_fraction: must be in (0, 0.5], got {options['max_fraction']}")
+    return options
 
 
 def load_sweep(path: str | Path, overrides=()) -> Sweep:
