@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from fractalgd.analysis import AnalysisError
-from fractalgd.analysis.boundary import as_labels, boundary_mask
+from fractalgd.analysis.boundary import as_labels
 from fractalgd.analysis.boxcount import box_count, sd_box_count
+from fractalgd.analysis.cracks import crack_images, crack_mask, minor_classes
 from fractalgd.analysis.entropy import basin_entropy, wada_merge
+from fractalgd.analysis.methods import disagreements, summary, uncertainty_summary
 
 METHODS = ("boxcount", "sd", "uncertainty")
 MAX_BOUNDARY_FRACTION = 0.5  # above it the boundary is not resolved: noise, or riddled basins
@@ -58,6 +60,26 @@ def _check_finite(value, key="result"):
         raise AnalysisError(f"{key} is not finite ({value}): the image does not support this estimate")
 
 
+def counted_boundary(labels: np.ndarray, pair) -> tuple[np.ndarray, tuple[int, ...]]:
+    """(boundary mask, classes left out): with no pair given, classes under
+    `cracks.MIN_CLASS_SHARE` of the pixels sit out when three or more classes are present, unless
+    the others never meet."""
+    ignore = minor_classes(labels) if pair is None else ()
+    mask = crack_mask(*crack_images(labels, pair, ignore))
+    if ignore and not mask.any():
+        ignore, mask = (), crack_mask(*crack_images(labels, pair))
+    return mask, ignore
+
+
+def _box_fit(labels, mask, pair, ignore, box_options: dict | None):
+    """`box_count` of the counted boundary: on its cracks unless `box_options` names another mode."""
+    options = dict(box_options or {})
+    mode = options.pop("mode", "cracks")
+    if mode == "cracks":
+        return box_count(labels, mode="cracks", classes=pair, ignore=ignore, **options)
+    return box_count(mask if mode == "occupied" else labels, mode=mode, **options)
+
+
 def analyze(
     labels,
     class_names,
@@ -82,13 +104,18 @@ def analyze(
             `boxcount`), "sd" (Sohl-Dickstein's median of local slopes) or "uncertainty"
             (D = 2 − α; needs `config`, re-runs the engine).
         config: the render's Config (only for method="uncertainty").
-        box_options, uncertainty_options: keyword arguments for `box_count` / `uncertainty_exponent`.
+        box_options, uncertainty_options: keyword arguments for `box_count` / `uncertainty_exponent`
+            (box counting runs on the cracks, `mode="cracks"`, unless box_options gives a mode).
 
     Returns:
         dict with `dimension`, `stderr`, `fit_range`, `method`, `curve` (the curve of the chosen
-        method), `boxcount` (our fit in full), `sd_dimension`, `sd_local_slopes`, `basin_entropy`,
+        method), `boxcount` (our fit in full), `sd_dimension`, `sd_local_slopes`, `methods` (each
+        method's dimension, stderr and scale range, `methods.summary`), `basin_entropy`,
         `boundary_basin_entropy`, `entropy` (details), `wada` (three classes or more), `classes`,
-        `boundary_pixels`, `resolution`, `warnings`. Degenerate input raises AnalysisError.
+        `ignored_classes` (classes that sat out the boundary, `counted_boundary`),
+        `boundary_pixels`, `resolution`, `warnings` (the box fit's, and one per pair of methods
+        that disagree beyond their errors, `methods.disagreements`). Degenerate input raises
+        AnalysisError.
     """
     if method not in METHODS:
         raise AnalysisError(f"method: must be one of {', '.join(METHODS)}, got '{method}'")
@@ -104,26 +131,30 @@ def analyze(
         for cls in pair:
             if cls not in present:
                 raise AnalysisError(f"classes: '{_name(class_names, cls)}' does not occur in the image")
-    mask = boundary_mask(labels, pair)
+    mask, ignore = counted_boundary(labels, pair)
     fraction = float(mask.mean())
     if fraction > MAX_BOUNDARY_FRACTION:
         raise AnalysisError(
             f"{fraction:.0%} of the pixels are boundary pixels: the boundary is not resolved at this resolution "
             "(noise or riddled basins); zoom in or render more pixels"
         )
-    fit = box_count(mask, **(box_options or {}))
+    fit = _box_fit(labels, mask, pair, ignore, box_options)
     warnings = list(fit.warnings)
     result = {
         "method": method,
         "classes": [_name(class_names, c) for c in pair] if pair else "all",
+        "ignored_classes": [_name(class_names, c) for c in ignore],
         "resolution": [int(labels.shape[1]), int(labels.shape[0])],
         "boundary_pixels": int(mask.sum()),
         "boxcount": fit.to_dict(),
     }
+    methods = {"boxcount": summary(fit.dimension, fit.stderr, fit.fit_range, graph=fit.graph)}
     try:
         sd = sd_box_count(labels, pair)
         result["sd_dimension"] = sd.dimension
         result["sd_local_slopes"] = [float(v) for v in sd.local_slopes]
+        result["sd_sizes"] = [int(v) for v in sd.sizes]
+        methods["sd"] = summary(sd.dimension, sd.stderr, sd.fit_range)
     except AnalysisError as error:
         sd = None
         result["sd_dimension"] = None
@@ -158,7 +189,9 @@ def analyze(
         curve = {key: unc[key] for key in ("epsilons", "fractions", "uncertain")}
         result["alpha"] = unc["alpha"]
         result["n_points"] = unc["n_points"]
-    result = {**chosen, **result, "curve": curve, "warnings": warnings}
+        methods["uncertainty"] = uncertainty_summary(unc, labels.shape)
+    warnings += disagreements(methods)
+    result = {**chosen, **result, "methods": methods, "curve": curve, "warnings": warnings}
     _check_finite(result)
     return result
 
@@ -176,49 +209,16 @@ def analyze_render(labels, config) -> dict:
 
 
 def fit_plot(result: dict, path) -> Path:
-    """PNG of the chosen method's curve: log N vs log s (or f vs ε) with the fit, and the local slopes."""
-    import matplotlib
+    """PNG of the D fit: log N vs log s with the fit, the local slopes with the fit range and each method's D.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
+    See `fitplot` for the panels (a third one, f(ε), for method="uncertainty").
+    """
+    from fractalgd.analysis.fitplot import draw
 
     path = Path(path)
-    curve = result["curve"]
-    dim, err = result["dimension"], result["stderr"]
-    uncertainty = result["method"] == "uncertainty"
-    if uncertainty:
-        x, y = np.asarray(curve["epsilons"]), np.asarray(curve["fractions"])
-        slope, xlabel, ylabel = 2.0 - dim, "ε (fraction of the view)", "f(ε), uncertain fraction"
-    else:
-        x, y = np.asarray(curve["sizes"], dtype=float), np.asarray(curve["counts"], dtype=float)
-        slope, xlabel, ylabel = -dim, "box size s (px)", "N(s), boxes"
-    lo, hi = result["fit_range"]
-    inside = (x >= lo) & (x <= hi) & (y > 0)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
-    left.loglog(x, y, "o", color="0.3", label="measured")
-    if inside.any():
-        intercept = np.mean(np.log(y[inside]) - slope * np.log(x[inside]))
-        xs = np.geomspace(lo, hi, 50)
-        left.loglog(xs, np.exp(intercept) * xs**slope, "-", color="C3", label=f"fit: D = {dim:.3f} ± {err:.3f}")
-    left.set(xlabel=xlabel, ylabel=ylabel, title=f"{result['method']}: classes {result['classes']}")
-    left.legend()
-    positive = y > 0
-    local = -np.gradient(np.log(y[positive]), np.log(x[positive])) * (-1 if uncertainty else 1)
-    right.semilogx(x[positive], 2 - local if uncertainty else local, "o-", color="0.3", label="local estimate of D")
-    right.axhspan(dim - err, dim + err, color="C3", alpha=0.25, label="D ± stderr")
-    right.axvspan(lo, hi, color="C0", alpha=0.08, label="fit range")
-    right.set(xlabel=xlabel, ylabel="local D", title="local slopes")
-    right.legend()
-    if not uncertainty:  # box sizes read better as plain pixel counts
-        for axis in (left.xaxis, right.xaxis):
-            axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-            axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp)
-    plt.close(fig)
+    draw(result, tmp)
     tmp.replace(path)
     return path
 
