@@ -194,22 +194,27 @@ def point_hash(config: Config, dimension: dict) -> str:
 
 
 def dimension_of(labels: np.ndarray, config: Config, options: dict) -> tuple[float, float, tuple, str]:
-    """(D, its error, fit range, note) of the label image's boundary (nan and a note if none)."""
+    """(D, its error, fit range, note) of the label image's boundary (nan and a note if none).
+
+    Counted as `fractalgd analyze` counts it (`cracks.counted_boundary`, box counting on the
+    cracks, the fit range and error model of `fitrange`), with the sweep's box-size options.
+    """
     from fractalgd.analysis import AnalysisError
-    from fractalgd.analysis.boundary import boundary_mask
     from fractalgd.analysis.boxcount import box_count
+    from fractalgd.analysis.cracks import counted_boundary
 
     names = list(config.problem.class_names)
     classes = tuple(names.index(c) for c in options["classes"]) or None
-    mask = boundary_mask(labels, classes)
+    mask, ignore = counted_boundary(labels, classes)
     if not mask.any():
         return math.nan, math.nan, (0, 0), "no boundary"
     kwargs = {k: options[k] for k in ("min_box", "max_fraction", "n_sizes", "offsets")}
     try:
-        fit = box_count(mask, **kwargs)
+        fit = box_count(labels, mode="cracks", classes=classes, ignore=ignore, **kwargs)
     except AnalysisError as error:
         return math.nan, math.nan, (0, 0), str(error)
-    return float(fit.dimension), float(fit.stderr), tuple(int(s) for s in fit.fit_range), "; ".join(fit.warnings)
+    notes = ([f"graph over {fit.graph}: fitted its strip oscillations"] if fit.graph else []) + list(fit.warnings)
+    return float(fit.dimension), float(fit.stderr), tuple(int(s) for s in fit.fit_range), "; ".join(notes)
 
 
 def measure(config: Config, options: dict, point_dir: Path, progress=None) -> dict:

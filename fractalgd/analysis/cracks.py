@@ -63,3 +63,16 @@ def crack_mask(vertical: np.ndarray, horizontal: np.ndarray) -> np.ndarray:
     mask = vertical[:, 1:].copy()
     mask |= horizontal[1:, :]
     return mask
+
+
+def counted_boundary(labels: np.ndarray, pair) -> tuple[np.ndarray, tuple[int, ...]]:
+    """(one-pixel-per-crack mask, classes left out) of the boundary `analyze` counts.
+
+    With a pair (a, b): the a|b cracks. With None: the cracks between any two classes, but
+    `minor_classes` sit out, unless the others never meet.
+    """
+    ignore = minor_classes(labels) if pair is None else ()
+    mask = crack_mask(*crack_images(labels, pair, ignore))
+    if ignore and not mask.any():
+        ignore, mask = (), crack_mask(*crack_images(labels, pair))
+    return mask, ignore

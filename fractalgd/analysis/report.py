@@ -16,7 +16,7 @@ import numpy as np
 from fractalgd.analysis import AnalysisError
 from fractalgd.analysis.boundary import as_labels
 from fractalgd.analysis.boxcount import box_count, sd_box_count
-from fractalgd.analysis.cracks import crack_images, crack_mask, minor_classes
+from fractalgd.analysis.cracks import counted_boundary
 from fractalgd.analysis.entropy import basin_entropy, wada_merge
 from fractalgd.analysis.methods import disagreements, summary, uncertainty_summary
 
@@ -58,17 +58,6 @@ def _check_finite(value, key="result"):
             _check_finite(v, key)
     elif isinstance(value, float) and not math.isfinite(value):
         raise AnalysisError(f"{key} is not finite ({value}): the image does not support this estimate")
-
-
-def counted_boundary(labels: np.ndarray, pair) -> tuple[np.ndarray, tuple[int, ...]]:
-    """(boundary mask, classes left out): with no pair given, classes under
-    `cracks.MIN_CLASS_SHARE` of the pixels sit out when three or more classes are present, unless
-    the others never meet."""
-    ignore = minor_classes(labels) if pair is None else ()
-    mask = crack_mask(*crack_images(labels, pair, ignore))
-    if ignore and not mask.any():
-        ignore, mask = (), crack_mask(*crack_images(labels, pair))
-    return mask, ignore
 
 
 def _box_fit(labels, mask, pair, ignore, box_options: dict | None):
