@@ -30,6 +30,9 @@ Conventions (the Python libraries disagree on each one, anchors.md §3; ours are
 - **Graphs**: a boundary that crosses every column (or row) once is fitted on its strip
   oscillations, the count less the one box per strip that any curve needs (`graph`); `counts`
   stays the box count, `fit_counts` holds what was fitted and `graph` the axis ("x" or "y").
+- **Smooth parts**: otherwise, with the automatic range, where straight or smooth pieces hold
+  2–50 % of the boxes, the count less their fitted B/s is fitted (`smooth`), half the change in
+  D joining the stderr — if the stderr is then still below the plain count's.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from fractalgd.analysis import AnalysisError, fitrange
 from fractalgd.analysis.boundary import as_labels, boundary_mask, sd_edges
 from fractalgd.analysis.cracks import crack_images, crack_mask
 from fractalgd.analysis.graph import GRAPH_MIN_BOX, MIN_VARIATION_SHARE, graph_axis, variation_counts
+from fractalgd.analysis.smooth import MAX_SHARE, MIN_SHARE, smooth_boxes, without_smooth
 
 MIN_BOX = 4
 MAX_FRACTION = 0.125
@@ -63,7 +67,9 @@ class BoxCount:
     curve; `fit_counts` the curve fitted when it is not `counts` (a graph's strip oscillations);
     `local_slopes` = −d log N / d log s of the fitted curve; `fit_range` = (s_min, s_max) in px
     of the fit, `fit_limits` the admissible sizes it was chosen in, `extent` the longer side of
-    the boundary's bounding box (px). The stderr parts are those of `fitrange`.
+    the boundary's bounding box (px). The stderr parts are those of `fitrange`; `smooth_boxes`
+    is the B of a smooth part removed (`smooth`), `stderr_model` half of what removing it moved
+    D, and `plain_dimension` the D of the plain box count when another curve was fitted.
     """
 
     dimension: float
@@ -85,6 +91,9 @@ class BoxCount:
     fit_limits: tuple[int, int] = (0, 0)
     graph: str = ""
     fit_counts: np.ndarray | None = None
+    smooth_boxes: float = 0.0
+    stderr_model: float = 0.0
+    plain_dimension: float | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready dict (lists, floats; `fit_counts` None when the counts were fitted)."""
@@ -291,6 +300,11 @@ def fit_curve(
     )
 
 
+def _trend(fit: BoxCount, lo: int, hi: int) -> float:
+    """Least-squares slope of the local slopes on log s over sizes[lo..hi]."""
+    return fitrange.line(np.log(fit.sizes[lo : hi + 1].astype(float)), fit.local_slopes[lo : hi + 1])[0]
+
+
 def box_count(
     mask,
     *,
@@ -304,6 +318,7 @@ def box_count(
     graphs: bool = True,
     classes: tuple[int, int] | None = None,
     ignore: tuple[int, ...] = (),
+    smooth: bool = True,
 ) -> BoxCount:
     """Box-counting dimension D of a boundary: N(s) ∝ s^−D.
 
@@ -320,6 +335,8 @@ def box_count(
         flat_tol: None (default: the automatic range of `fitrange`), or a tolerance on log N for
             the legacy widest-straight-window rule (`select_fit_range`).
         graphs: fit a graph's strip oscillations rather than its box count (`graph`); default True.
+        smooth: fit the count less its smooth part B/s where that part is significant (`smooth`);
+            default True.
         classes, ignore: mode "cracks" only: the cracks of one class pair (default: any two
             classes), or of any two classes but those in `ignore` (default none).
 
@@ -367,8 +384,25 @@ def box_count(
             fit = fit_curve(
                 sizes, strips, fit_range, f"boxcount-{mode}", flat_tol, extent=extent, fit_min_box=GRAPH_MIN_BOX
             )
-            return replace(fit, counts=grid.mean(axis=1), fit_counts=fit.counts, graph="xy"[axis])
-    return fit_curve(sizes, grid, fit_range, f"boxcount-{mode}", flat_tol, extent=extent)
+            plain = fit_curve(sizes, grid, fit_range, f"boxcount-{mode}", flat_tol, extent=extent)
+            return replace(fit, counts=plain.counts, fit_counts=fit.counts, graph="xy"[axis],
+                           plain_dimension=plain.dimension)  # fmt: skip
+    plain = fit_curve(sizes, grid, fit_range, f"boxcount-{mode}", flat_tol, extent=extent)
+    if smooth and fit_range is None:
+        lo, hi = (int(np.searchsorted(sizes, v)) for v in plain.fit_limits)
+        b, share = smooth_boxes(sizes[lo : hi + 1], plain.counts[lo : hi + 1])
+        if MIN_SHARE <= share <= MAX_SHARE:
+            fit = fit_curve(sizes, without_smooth(grid, sizes, b), None, f"boxcount-{mode}", flat_tol, extent=extent)
+            # B is fitted, not known: half of what removing it moves D counts as error. A smooth
+            # part's share grows with s, so its mark is local slopes falling with s; the
+            # correction is kept only when it levels such a fall (a log-periodic wiggle or a
+            # saturating end can pass for a smooth part in the fit, not in this test).
+            model = abs(fit.dimension - plain.dimension) / 2
+            before, after = _trend(plain, lo, hi), _trend(fit, lo, hi)
+            if before < 0 and abs(after) < abs(before):
+                return replace(fit, counts=plain.counts, fit_counts=fit.counts, smooth_boxes=b, stderr_model=model,
+                               stderr=math.hypot(fit.stderr, model), plain_dimension=plain.dimension)  # fmt: skip
+    return plain
 
 
 def sd_box_count(image, classes: tuple[int, int] | None = None, bins: int = 10) -> BoxCount:

@@ -1,6 +1,7 @@
 """The D fit plot of an analysis result: log N against log s, the local slopes, and every method's D.
 
-Left: the box count N(s) (and, for a graph, the strip oscillations N'(s) that were fitted) on
+Left: the box count N(s) (and the curve N'(s) fitted instead, if any: a graph's strip
+oscillations, or the count less its smooth part) on
 log-log axes, with the fitted line over the fit range. Right: the local slopes −d log N/d log s
 with the fit range shaded and the admissible sizes marked, one horizontal line per method's D
 (box counting with its ±stderr band, Sohl-Dickstein's median over the sizes he uses, the
@@ -21,8 +22,11 @@ def _count_panel(ax, box: dict) -> None:
     fitted = np.asarray(box["fit_counts"], dtype=float) if box.get("fit_counts") is not None else counts
     lo, hi = box["fit_range"]
     if box.get("fit_counts") is not None:
+        what = (
+            f"strip oscillations (graph over {box['graph']})" if box.get("graph") else "boxes less the smooth part B/s"
+        )
         ax.loglog(sizes, counts, "o", mfc="none", color="0.6", label="N(s), boxes")
-        ax.loglog(sizes, fitted, "o", color="0.25", label=f"N'(s), strip oscillations (graph over {box['graph']})")
+        ax.loglog(sizes, fitted, "o", color="0.25", label=f"N'(s), {what}")
     else:
         ax.loglog(sizes, counts, "o", color="0.25", label="N(s), boxes")
     inside = (sizes >= lo) & (sizes <= hi) & (fitted > 0)
