@@ -193,8 +193,9 @@ def point_hash(config: Config, dimension: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def dimension_of(labels: np.ndarray, config: Config, options: dict) -> tuple[float, float, tuple, str]:
-    """(D, its error, fit range, note) of the label image's boundary (nan and a note if none).
+def dimension_of(labels: np.ndarray, config: Config, options: dict) -> tuple[float | None, float | None, tuple, str]:
+    """(D, its error, fit range, note) of the label image's boundary (None and a note if none:
+    null in the point's json, an empty cell in sweep.csv, never NaN).
 
     Counted as `fractalgd analyze` counts it (`cracks.counted_boundary`, box counting on the
     cracks, the fit range and error model of `fitrange`), with the sweep's box-size options.
@@ -207,12 +208,12 @@ def dimension_of(labels: np.ndarray, config: Config, options: dict) -> tuple[flo
     classes = tuple(names.index(c) for c in options["classes"]) or None
     mask, ignore = counted_boundary(labels, classes)
     if not mask.any():
-        return math.nan, math.nan, (0, 0), "no boundary"
+        return None, None, (0, 0), "no boundary"
     kwargs = {k: options[k] for k in ("min_box", "max_fraction", "n_sizes", "offsets")}
     try:
         fit = box_count(labels, mode="cracks", classes=classes, ignore=ignore, **kwargs)
     except AnalysisError as error:
-        return math.nan, math.nan, (0, 0), str(error)
+        return None, None, (0, 0), str(error)
     notes = ([f"graph over {fit.graph}: fitted its strip oscillations"] if fit.graph else []) + list(fit.warnings)
     return float(fit.dimension), float(fit.stderr), tuple(int(s) for s in fit.fit_range), "; ".join(notes)
 

@@ -74,8 +74,8 @@ def plot(sweep, rows: list[dict], path: Path) -> None:
     for label, group in groups.items():
         group = sorted(group, key=lambda r: r[first.key])
         x = [r[first.key] for r in group]
-        y = [r["D"] for r in group]
-        err = [0.0 if math.isnan(r["D_err"]) else r["D_err"] for r in group]
+        y = [math.nan if r["D"] is None else r["D"] for r in group]  # None: no boundary at that point
+        err = [0.0 if r["D_err"] is None or math.isnan(r["D_err"]) else r["D_err"] for r in group]
         ax.errorbar(x, y, yerr=err, marker="o", ms=4, capsize=3, label=label)
     if first.log:
         ax.set_xscale("log")

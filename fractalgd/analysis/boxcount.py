@@ -4,22 +4,25 @@ Conventions (the Python libraries disagree on each one, anchors.md §3; ours are
 
 - **Box sizes**: `n_sizes` integers, geometric from `min_box` px to `max_fraction`·min(H, W) px,
   rounded, duplicates dropped. Small boxes are biased by the pixel thickness of the boundary
-  (count ∝ (s + t − 1)/s² for a t-pixel-thick curve), large ones by the few boxes left (N → 1);
-  the automatic fit range drops both ends where the local slope is not flat.
+  (count ∝ (s + t − 1)/s² for a t-pixel-thick curve) and the detail the image lost, large ones
+  by the boundary's own size (the boxes fill its bounding box, or N → 1); the automatic fit
+  range keeps to the sizes between and, in them, to where the local slopes are level.
 - **What is counted**: `mode="occupied"` counts boxes holding at least one True pixel of a
   boundary mask (`boundary.boundary_mask`); `mode="mixed"` counts boxes of a *label* image that
-  hold two or more classes (porespy's rule, which needs no boundary extraction).
+  hold two or more classes (porespy's rule, which needs no boundary extraction);
+  `mode="cracks"` (what `analyze` uses) counts boxes of a lattice in general position meeting
+  the cracks between classes of a label image (`cracks`), free of the mask's thickness bias.
 - **Grids and partial boxes**: each size is counted on `offsets`² box lattices (5² up to 1024
-  px, 3² above, unless given), shifted by
-  (i·s/offsets, j·s/offsets) px; N(s) is their mean. A lattice covers the whole image: boxes cut
+  px, 3² above, unless given), shifted by (i·s/offsets, j·s/offsets) px; N(s) is their mean. A lattice covers the whole image: boxes cut
   by the image edge are counted on the pixels they do hold (no padding, so no false boundary).
   N(s) is then the box count of the observed part of the set, whose dimension is the set's.
 - **Local slopes**: −d log N / d log s by `np.gradient` (centred differences), one per size.
 - **Fit range**: manual `(s_min, s_max)` in px, or automatic (`fitrange`): admissible sizes from
   8 px to 1/8 of the boundary's extent (the longer side of its bounding box), and in them the
-  window of ≥ 4 sizes spanning ≥ 4× whose D has the least error, drift of the local slopes
-  across it included. `flat_tol` (a float) instead picks the widest window whose log N stay
-  within `flat_tol` of its line (the rule before the extent cap; `select_fit_range`).
+  widest window of ≥ 4 sizes spanning ≥ 4× whose error, drift of the local slopes across it
+  included, is within 1.5× of the least. `flat_tol` (a float) instead picks the widest window
+  whose log N stay within `flat_tol` of its line (the rule before the extent cap,
+  `select_fit_range`).
 - **D and error**: D = −slope of the least-squares line of log N on log s over the fit range.
   `stderr` = √(se_fit² + se_offsets² + se_local² + (drift/2)² + se_window²) (`fitrange`):
   regression, lattice offsets (spread of per-offset slopes / √lattices), spread of the local
@@ -32,7 +35,7 @@ Conventions (the Python libraries disagree on each one, anchors.md §3; ours are
   stays the box count, `fit_counts` holds what was fitted and `graph` the axis ("x" or "y").
 - **Smooth parts**: otherwise, with the automatic range, where straight or smooth pieces hold
   2–50 % of the boxes, the count less their fitted B/s is fitted (`smooth`), half the change in
-  D joining the stderr — if the stderr is then still below the plain count's.
+  D joining the stderr — if that levels local slopes that fell with s.
 """
 
 from __future__ import annotations
@@ -361,8 +364,27 @@ def box_count(
             f"image {image.shape[1]}×{image.shape[0]} too small for box counting: "
             f"box sizes {min_box}..{max_fraction:g}·{min(image.shape)} px give {len(sizes)} sizes (need 3)"
         )
+    grid, boundary = _lattice_counts(image, mode, sizes, offsets, classes, tuple(ignore))
+    extent = fitrange.boundary_extent(boundary)
+    options = {"fit_range": fit_range, "method": f"boxcount-{mode}", "flat_tol": flat_tol, "extent": extent}
+    axis = graph_axis(boundary) if graphs else None
+    if axis is not None:
+        strips = variation_counts(boundary, axis, sizes, offsets * offsets)
+        lo, hi, _ = fitrange.admissible(sizes, extent, GRAPH_MIN_BOX)
+        share = strips.mean(axis=1)[lo : hi + 1] / grid.mean(axis=1)[lo : hi + 1]
+        if np.all(share >= MIN_VARIATION_SHARE):
+            fit = fit_curve(sizes, strips, fit_min_box=GRAPH_MIN_BOX, **options)
+            plain = fit_curve(sizes, grid, **options)
+            return replace(fit, counts=plain.counts, fit_counts=fit.counts, graph="xy"[axis],
+                           plain_dimension=plain.dimension)  # fmt: skip
+    plain = fit_curve(sizes, grid, **options)
+    return (_without_smooth_fit(sizes, grid, plain, options) if smooth and fit_range is None else None) or plain
+
+
+def _lattice_counts(image, mode: str, sizes, offsets: int, classes, ignore) -> tuple[np.ndarray, np.ndarray]:
+    """(counts (len(sizes), offsets²), one-pixel boundary mask) of `box_count`'s image in its mode."""
     if mode == "cracks":
-        vertical, horizontal = crack_images(image, classes, tuple(ignore))
+        vertical, horizontal = crack_images(image, classes, ignore)
         boundary = crack_mask(vertical, horizontal)
     else:
         boundary = image.astype(bool) if mode == "occupied" else boundary_mask(image)
@@ -371,38 +393,26 @@ def box_count(
             raise AnalysisError("no boundary pixels: the image holds one class (or the chosen pair never meets)")
         raise AnalysisError("no boundary: the image holds one class (or the chosen pair never meets)")
     if mode == "cracks":
-        grid = _count_cracks(vertical, horizontal, sizes, offsets)
-    else:
-        grid = _count_grid(image, sizes, offsets, mode)
-    extent = fitrange.boundary_extent(boundary)
-    axis = graph_axis(boundary) if graphs else None
-    if axis is not None:
-        strips = variation_counts(boundary, axis, sizes, offsets * offsets)
-        lo, hi, _ = fitrange.admissible(sizes, extent, GRAPH_MIN_BOX)
-        share = strips.mean(axis=1)[lo : hi + 1] / grid.mean(axis=1)[lo : hi + 1]
-        if np.all(share >= MIN_VARIATION_SHARE):
-            fit = fit_curve(
-                sizes, strips, fit_range, f"boxcount-{mode}", flat_tol, extent=extent, fit_min_box=GRAPH_MIN_BOX
-            )
-            plain = fit_curve(sizes, grid, fit_range, f"boxcount-{mode}", flat_tol, extent=extent)
-            return replace(fit, counts=plain.counts, fit_counts=fit.counts, graph="xy"[axis],
-                           plain_dimension=plain.dimension)  # fmt: skip
-    plain = fit_curve(sizes, grid, fit_range, f"boxcount-{mode}", flat_tol, extent=extent)
-    if smooth and fit_range is None:
-        lo, hi = (int(np.searchsorted(sizes, v)) for v in plain.fit_limits)
-        b, share = smooth_boxes(sizes[lo : hi + 1], plain.counts[lo : hi + 1])
-        if MIN_SHARE <= share <= MAX_SHARE:
-            fit = fit_curve(sizes, without_smooth(grid, sizes, b), None, f"boxcount-{mode}", flat_tol, extent=extent)
-            # B is fitted, not known: half of what removing it moves D counts as error. A smooth
-            # part's share grows with s, so its mark is local slopes falling with s; the
-            # correction is kept only when it levels such a fall (a log-periodic wiggle or a
-            # saturating end can pass for a smooth part in the fit, not in this test).
-            model = abs(fit.dimension - plain.dimension) / 2
-            before, after = _trend(plain, lo, hi), _trend(fit, lo, hi)
-            if before < 0 and abs(after) < abs(before):
-                return replace(fit, counts=plain.counts, fit_counts=fit.counts, smooth_boxes=b, stderr_model=model,
-                               stderr=math.hypot(fit.stderr, model), plain_dimension=plain.dimension)  # fmt: skip
-    return plain
+        return _count_cracks(vertical, horizontal, sizes, offsets), boundary
+    return _count_grid(image, sizes, offsets, mode), boundary
+
+
+def _without_smooth_fit(sizes, grid, plain: BoxCount, options: dict) -> BoxCount | None:
+    """The fit of the count less its smooth part B/s (`smooth`), or None where it is not to be made."""
+    lo, hi = (int(np.searchsorted(sizes, v)) for v in plain.fit_limits)
+    b, share = smooth_boxes(sizes[lo : hi + 1], plain.counts[lo : hi + 1])
+    if not MIN_SHARE <= share <= MAX_SHARE:
+        return None
+    fit = fit_curve(sizes, without_smooth(grid, sizes, b), **options)
+    # A smooth part's share grows with s, so its mark is local slopes falling with s: the
+    # correction is kept only when it levels such a fall (a log-periodic wiggle or a saturating
+    # end can pass for a smooth part in the fit, not in this test).
+    before, after = _trend(plain, lo, hi), _trend(fit, lo, hi)
+    if before >= 0 or abs(after) >= abs(before):
+        return None
+    model = abs(fit.dimension - plain.dimension) / 2  # B is fitted, not known: half its effect is error
+    return replace(fit, counts=plain.counts, fit_counts=fit.counts, smooth_boxes=b, stderr_model=model,
+                   stderr=math.hypot(fit.stderr, model), plain_dimension=plain.dimension)  # fmt: skip
 
 
 def sd_box_count(image, classes: tuple[int, int] | None = None, bins: int = 10) -> BoxCount:

@@ -9,8 +9,10 @@ whatever detail the image lost) and below the boundary's own size. The rule, wit
    staircase and the detail the rasterisation lost: on Koch-type sets rendered to 1 px the local
    slopes read 0.05–0.1 low at 4 px and 0.02–0.04 low at 8 px. Above about extent/8 the boxes
    start to fill the bounding box (a closed curve reads high, towards 2) or run out (N → 1).
-   With fewer than `MIN_POINTS` (4) admissible sizes, the floor comes down first (small sets
-   still have their small boxes), then the cap goes up; the fit says so in a warning.
+   When those sizes span less than `MIN_RANGE` (8×) or hold fewer than `MIN_POINTS` (4), the
+   floor comes down as far as needed, to the smallest size (small sets and small images still
+   have their small boxes; lines and circles read 1.00 there), then the cap goes up; the fit
+   says so in a warning.
 2. **Candidate windows**: runs of consecutive admissible sizes holding ≥ `MIN_POINTS` sizes and
    spanning a factor ≥ `MIN_RATIO` (4) in s — one log-period of the usual self-similar sets (2, 3
    or 4), whose local slopes oscillate with that period — or the whole admissible range when it
@@ -23,9 +25,11 @@ whatever detail the image lost) and below the boundary's own size. The rule, wit
    regression residuals, being correlated, understate). Its *drift* is the change of the local
    slope across the window (least-squares trend of local slopes on log s, times the window's
    width in log s); half of it is the bias a drifting window can carry.
-4. **The choice**: the window minimising √(σ_stat² + (drift/2)²) — wide windows average noise and
-   wiggles down, drifting ones (pixelation below, saturation above) pay for their drift. It is
-   *flat* when drift/2 ≤ σ_stat: its local slopes are level within their noise.
+4. **The choice**: each window's error √(σ_stat² + (drift/2)²) — wide windows average noise and
+   wiggles down, drifting ones (pixelation below, saturation above) pay for their drift — and,
+   of the windows within `WIDTH_TOLERANCE` (1.5×) of the least error, the widest: errors that
+   close are not told apart by their own noise, and a wider window averages more log-periods.
+   The window is *flat* when drift/2 ≤ σ_stat: its local slopes are level within their noise.
 5. **stderr** = √(σ_stat² + (drift/2)² + se_window²), se_window being the rms change of D when
    either end of the window moves by one size (the sensitivity to the range choice).
 

@@ -10,10 +10,13 @@ then fitted as any box count is (`fitrange`).
 
 The fit: for D on a grid from 1 to 2 (step `D_STEP`), A, B ≥ 0 by least squares on the relative
 residuals (A·s^−D + B/s)/N(s) − 1 over the admissible sizes, keeping the D of least residual.
-The correction is made when the smooth share B/(s·N(s)) at the largest admissible size lies
-between `MIN_SHARE` (0.02: nothing to remove) and `MAX_SHARE` (0.5): above it the boundary is
-mostly smooth (a circle, a line), its plain count already gives D = 1, and the A, D of a
-vanishing fractal term are not determined. A Koch-type curve has no straight pieces: B = 0.
+`boxcount.box_count` makes the correction when the smooth share B/(s·N(s)) at the largest
+admissible size lies between `MIN_SHARE` (0.02: nothing to remove) and `MAX_SHARE` (0.5: the
+boundary is mostly smooth, a circle or a line, its plain count already gives D = 1, and the A, D
+of a vanishing fractal term are not determined), and when the local slopes of the plain count
+fall with s and those of the corrected one fall less: a smooth part's share grows with s, while
+a log-periodic wiggle or a saturating end can pass for one in the fit but not in this test (a
+Koch curve keeps its plain count).
 """
 
 from __future__ import annotations
