@@ -213,7 +213,7 @@ def zoom_cli(
     from fractalgd.output.study_dirs import check_study_dir
     from fractalgd.studies.video import VideoError, write_video
     from fractalgd.studies.zoom import load_zoom, render_keyframes
-    from fractalgd.studies.zoom_dimension import dimension_csv, dimension_table
+    from fractalgd.studies.zoom_dimension import dimension_csv, dimension_table, pooled_dimension
 
     spec, base = load_zoom(config, set_ or [])
     out_dir = out or Path("outputs") / base.name
@@ -228,6 +228,7 @@ def zoom_cli(
     write_text_atomic(out_dir / "dimension.csv", dimension_csv(rows))
     plot_dimension(rows, pooled, out_dir / "dimension.png", title=base.name)
     summary["pooled_median_dimension"] = pooled
+    summary["pooled_dimension"] = pooled_dimension(rows)  # D over keyframes, with its scatter and error
     try:
         with progress_bar("video frames") as update:
             summary["frames"] = write_video(spec, run.keyframes, base, out_dir / "zoom.mp4", progress=update)
