@@ -182,9 +182,10 @@ def bench_cli(
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs per case.")] = 5,
     dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64.")] = "float32",
     size: Annotated[int | None, typer.Option("--size", min=16, max=16384, help="Grid side (default 1024 CPU, 4096 GPU).")] = None,
+    case: Annotated[list[str] | None, typer.Option("--case", help="Only these cases or problem kinds (repeatable).")] = None,
     force: ForceOpt = False,
 ) -> None:
-    """P1 engine against the reference pattern (Sohl-Dickstein's step loop), same process."""
+    """Every problem's engine against its FLOP floor and the reference pattern (Sohl-Dickstein's step loop)."""
     from fractalgd.output import write_json_atomic
     from fractalgd.output.files import check_file_target
     from fractalgd.studies.bench import format_table, run_bench
@@ -194,7 +195,10 @@ def bench_cli(
     if json_out is not None:
         check_file_target(json_out, force, "--json")
     with progress_bar("bench") as update:
-        records = run_bench(quick=quick, repeats=repeats, dtype=dtype, progress=update, size=size)
+        records = run_bench(quick=quick, repeats=repeats, dtype=dtype, progress=update, size=size,
+                            cases=tuple(case) if case else None)  # fmt: skip
+    if not records:
+        raise fail(f"--case: no case named {', '.join(case or [])}")
     typer.echo(format_table(records))
     if json_out is not None:
         write_json_atomic(json_out, records)
