@@ -90,5 +90,7 @@ def run_batch_xla(kernel, state0, hyper: dict, opts: EngineOptions, devices: tup
     labels, steps, t = np.asarray(labels)[:n], np.asarray(steps)[:n], np.asarray(t)
     block_of_pixel = np.minimum(np.arange(padded) // opts.block, len(t) - 1)
     executed = int(np.bincount(block_of_pixel[:n], minlength=len(t)) @ t.astype(np.int64))
-    state = jax.tree_util.tree_map(lambda x: np.asarray(x)[..., :n], state)
+    # The final state stays on the device (most renders never look at it; features and scores
+    # read it there): no host copy of every pixel's parameters per call.
+    state = jax.tree_util.tree_map(lambda x: x[..., :n] if padded != n else x, state)
     return EngineResult(labels.astype(np.uint8), steps.astype(np.int32), state, executed)
