@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from fractalgd.cli import app
 from fractalgd.colour import class_colors
 from fractalgd.config import config_from_dict
-from fractalgd.explorer.server import make_server
+from fractalgd.explorer.server import TOKEN_HEADER, make_server
 from fractalgd.explorer.session import Explorer, RequestError, Superseded, view_config
 from fractalgd.output import RECIPE_CHUNK
 from fractalgd.pipeline import render
@@ -46,8 +46,8 @@ def server():
 
 def call(srv, path, body=None, raw: bytes | None = None, timeout=120):
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    headers = {"Content-Type": "application/json"}
-    request = urllib.request.Request(srv.url + path.lstrip("/"), data=data, headers=headers)
+    headers = {"Content-Type": "application/json", TOKEN_HEADER: srv.token}
+    request = urllib.request.Request(f"http://127.0.0.1:{srv.port}/{path.lstrip('/')}", data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             payload = response.read()
@@ -141,6 +141,7 @@ def test_malformed_requests_and_the_server_keeps_running(server):
     # A body announced as too large is refused before it is read.
     connection = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
     connection.putrequest("POST", "/api/render")
+    connection.putheader(TOKEN_HEADER, server.token)
     connection.putheader("Content-Length", str(2 << 20))
     connection.endheaders(b"{}")
     response = connection.getresponse()

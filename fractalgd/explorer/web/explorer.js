@@ -33,10 +33,15 @@ function setStatus(text, error = false) {
   $("status").className = error ? "mono error" : "mono";
 }
 
+// The server's token, from the URL `fractalgd serve` printed: every API call sends it back.
+const TOKEN = new URLSearchParams(window.location.search).get("token") || "";
+
 async function api(path, body, signal) {
+  const headers = { "X-Fractalgd-Token": TOKEN };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     method: body === undefined ? "GET" : "POST",
-    headers: { "Content-Type": "application/json" },
+    headers,
     body: body === undefined ? undefined : JSON.stringify(body),
     signal,
   });
