@@ -273,3 +273,30 @@ def test_serve_cli_errors_are_one_line(tmp_path):
         port = taken.getsockname()[1]
         result = CliRunner().invoke(app, ["serve", "configs/p1-fig3.toml", "--port", str(port)])
     assert result.exit_code == 2 and "cannot listen" in result.output
+
+
+def test_serve_cli_prints_the_url_with_its_token_and_warns_off_loopback(monkeypatch):
+    from fractalgd.explorer.server import ExplorerServer
+
+    servers = []
+
+    def stop_at_once(self, *args, **kw):
+        servers.append(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ExplorerServer, "serve_forever", stop_at_once)
+    result = CliRunner().invoke(app, ["serve", "configs/p1-fig3.toml", "--port", "0"])
+    assert result.exit_code == 0, result.output
+    (local,) = servers
+    assert f"http://127.0.0.1:{local.port}/?token={local.token}" in result.output and "warning" not in result.output
+    result = CliRunner().invoke(app, ["serve", "configs/p1-fig3.toml", "--port", "0", "--host", "0.0.0.0"])
+    assert result.exit_code == 0, result.output
+    wide = servers[1]
+    assert wide.token != local.token and "warning: listening on every network interface" in result.output
+    assert "token" in result.output.split("warning", 1)[1] and "plain HTTP" in result.output
+    # Bound to every interface, the Host may also be this machine's name or an address of it.
+    port = wide.port
+    for host in (f"127.0.0.1:{port}", f"192.168.1.7:{port}", f"[fe80::1]:{port}", f"{socket.gethostname()}:{port}"):
+        assert wide.host_allowed(host), host
+    assert not wide.host_allowed(f"evil.example:{port}") and not wide.host_allowed(f"192.168.1.7:{port + 1}")
+    assert not local.host_allowed(f"192.168.1.7:{local.port}")
