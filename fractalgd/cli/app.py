@@ -253,11 +253,16 @@ def zoom_cli(
 def serve_cli(
     config: ConfigArg = None,
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0: any free port).")] = 8000,
-    host: Annotated[str, typer.Option("--host", help="Address to bind (127.0.0.1: this machine only).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind (127.0.0.1: this machine only; others expose it, with a warning).")
+    ] = "127.0.0.1",
     resolution: Annotated[int, typer.Option("--resolution", min=8, max=4096, help="Longer image side.")] = 512,
     set_: SetOpt = None,
 ) -> None:
-    """Interactive explorer in the browser: zoom, pan, class fractions, D, recipe and zoom export."""
+    """Interactive explorer in the browser: zoom, pan, class fractions, D, recipe and zoom export.
+
+    Prints the page's URL with a random token: only a page opened from that URL can use the server.
+    """
     from fractalgd.config import load_config
     from fractalgd.explorer.server import serve
 
