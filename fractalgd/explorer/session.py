@@ -32,8 +32,8 @@ from dataclasses import replace
 import jax
 import numpy as np
 
-from fractalgd.analysis.boundary import boundary_mask
 from fractalgd.analysis.boxcount import box_count
+from fractalgd.analysis.cracks import counted_boundary
 from fractalgd.colour import class_colors, colorize
 from fractalgd.config import Config, ConfigError, dump_toml, parse_override, parse_zoom
 from fractalgd.core.plane import View
@@ -443,8 +443,10 @@ class Explorer:
             if not ok:
                 raise RequestError(f"classes: expected two class ids in 0..{len(names) - 1}, got {classes!r}")
             classes = tuple(classes)
-        mask = boundary_mask(labels, classes)
-        result = box_count(mask)  # AnalysisError (a ConfigError) → 400
+        mask, ignore = counted_boundary(labels, classes)  # counted as `fractalgd analyze` counts it
+        if not mask.any():
+            raise RequestError("no boundary in this view: it holds one class")
+        result = box_count(labels, mode="cracks", classes=classes, ignore=ignore)  # AnalysisError → 400
         resolution = [labels.shape[1], labels.shape[0]]
         return {**result.to_dict(), "boundary_pixels": int(mask.sum()), "resolution": resolution}
 
