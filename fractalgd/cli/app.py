@@ -142,8 +142,14 @@ def render_cli(
     with progress_bar(f"render {cfg.name}") as update:
         result = render(cfg, progress=update)
     save_render(result, out_dir, force=force)
-    counts = ", ".join(f"{n} {c / result.labels.size:.1%}" for n, c in result.meta["counts"].items() if c)
+    counts = _fractions(result.meta["counts"])
     say(f"wrote {out_dir}: {counts} ({result.meta['elapsed_s']:.2f} s on {result.meta['device']})")
+
+
+def _fractions(counts: dict) -> str:
+    """'diverged 78.8%, nearest 17.2%, saddle <0.1%': the classes present."""
+    total = max(sum(counts.values()), 1)
+    return ", ".join(f"{n} {c / total:.1%}" if c / total >= 0.0005 else f"{n} <0.1%" for n, c in counts.items() if c)
 
 
 def _render_tiled(cfg, out_dir: Path, process, force: bool) -> None:
@@ -157,8 +163,7 @@ def _render_tiled(cfg, out_dir: Path, process, force: bool) -> None:
         waiting = f"{len(run.waiting)} tiles of other processes not yet done: the last to finish assembles"
         say(f"{out_dir}: {len(run.computed)} tiles done here; {waiting}")
         return
-    total = sum(run.meta["counts"].values())
-    counts = ", ".join(f"{n} {c / total:.1%}" for n, c in run.meta["counts"].items() if c)
+    counts = _fractions(run.meta["counts"])
     done = f"{len(run.computed)} tiles rendered, {run.reused} reused"
     say(f"wrote {out_dir}: {counts} ({done}; {run.meta['elapsed_s']:.2f} s on {run.meta['device']})")
 

@@ -43,7 +43,10 @@ class RenderFiles:
     @property
     def class_names(self) -> list[str]:
         names = self.meta.get("class_names") or {}
-        count = max([int(k) + 1 for k in names] + [int(self.labels.max()) + 1 if self.labels.size else 0])
+        if names:  # meta.json names every class of the problem (no need to read a large label array)
+            count = max(int(k) + 1 for k in names)
+        else:
+            count = int(np.max(self.labels)) + 1 if self.labels.size else 0
         return [str(names.get(str(i), i)) for i in range(count)]
 
     @property
