@@ -118,6 +118,7 @@ def test_zoom_rerun_with_nothing_changed_skips_the_encoder(tmp_path, monkeypatch
     assert first.exit_code == 0, first.output
     video_bytes = (out / "zoom.mp4").read_bytes()
     stamp = (out / "zoom.mp4").stat().st_mtime_ns
+    plot_stamp = (out / "dimension.png").stat().st_mtime_ns
 
     def no_encoder(*a, **k):
         raise AssertionError("the encoder ran for an unchanged video")
@@ -127,6 +128,10 @@ def test_zoom_rerun_with_nothing_changed_skips_the_encoder(tmp_path, monkeypatch
     assert again.exit_code == 0, again.output
     assert "not re-encoded" in again.output and (out / "zoom.mp4").read_bytes() == video_bytes
     assert (out / "zoom.mp4").stat().st_mtime_ns == stamp  # untouched, not rewritten with equal bytes
+    assert (out / "dimension.png").stat().st_mtime_ns == plot_stamp  # same table, same title: not replotted
+    renamed = runner.invoke(app, [*args, "--set", "name=zoom-renamed"])  # the title changes, the pixels do not
+    assert renamed.exit_code == 0 and "not re-encoded" in renamed.output, renamed.output
+    assert (out / "dimension.png").stat().st_mtime_ns != plot_stamp
     assert json.loads((out / "zoom.json").read_text())["frames"] == 2 * 20 + 1
     changed = runner.invoke(app, [*args[:-1], "28"])  # another crf: encoded again (here: our stub)
     assert changed.exit_code == 1 and "encoder ran" in changed.output

@@ -266,12 +266,11 @@ def zoom_cli(
     overlay: Annotated[bool, typer.Option("--overlay", help="Write the zoom depth and view width into each frame.")] = False,
 ) -> None:
     """Zoom: keyframes (resumable), zoom.mp4, and the dimension against depth (dimension.csv/png)."""
-    from fractalgd.output import write_json_atomic, write_text_atomic
-    from fractalgd.output.plots import plot_dimension
+    from fractalgd.output import write_json_atomic
     from fractalgd.output.study_dirs import check_study_dir
     from fractalgd.studies.video import VideoError, VideoSettings, video_is_current, write_video
     from fractalgd.studies.zoom import load_zoom, render_keyframes
-    from fractalgd.studies.zoom_dimension import dimension_csv, dimension_table
+    from fractalgd.studies.zoom_dimension import dimension_table, write_dimension
 
     settings = VideoSettings(_frame_size(size), crf, overlay)
     spec, base = load_zoom(config, set_ or [])
@@ -284,8 +283,7 @@ def zoom_cli(
     summary = {"name": base.name, "fps": spec.fps, "stopped": run.stopped}
     summary["keyframes"] = [k.record(spec) for k in run.keyframes]
     rows, pooled = dimension_table(run.keyframes, spec)
-    write_text_atomic(out_dir / "dimension.csv", dimension_csv(rows))
-    plot_dimension(rows, pooled, out_dir / "dimension.png", title=base.name)
+    summary["dimension_key"] = write_dimension(rows, pooled, out_dir, base.name)
     summary["pooled_median_dimension"] = pooled
     video = out_dir / "zoom.mp4"
     summary["frames"] = video_is_current(spec, run.keyframes, base, video, settings)

@@ -73,3 +73,32 @@ def dimension_csv(rows: list[dict]) -> str:
     for row in rows:
         writer.writerow({k: "" if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()})
     return text.getvalue()
+
+
+def write_dimension(rows: list[dict], pooled: float, out_dir, title: str, summary: str = "zoom.json") -> str:
+    """Write dimension.csv and dimension.png into `out_dir`; returns the key of both (recorded in
+    the `summary` JSON as "dimension_key"). The plot depends only on the table and the title, so when
+    the last run recorded the same key and the files are there, nothing is written (a rerun with
+    nothing changed skips matplotlib)."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from fractalgd.core.version import __version__
+    from fractalgd.output import write_text_atomic
+
+    out_dir = Path(out_dir)
+    table = dimension_csv(rows)
+    key = hashlib.sha256(json.dumps([table, title, __version__]).encode()).hexdigest()
+    try:
+        previous = json.loads((out_dir / summary).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        previous = None
+    unchanged = isinstance(previous, dict) and previous.get("dimension_key") == key
+    if unchanged and (out_dir / "dimension.png").is_file() and (out_dir / "dimension.csv").is_file():
+        return key
+    from fractalgd.output.plots import plot_dimension
+
+    write_text_atomic(out_dir / "dimension.csv", table)
+    plot_dimension(rows, pooled, out_dir / "dimension.png", title=title)
+    return key
