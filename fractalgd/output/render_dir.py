@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from fractalgd.core.errors import ConfigError
-from fractalgd.output.atomic import json_text, recover_directory, replace_directory
+from fractalgd.output.atomic import json_text, recover_directory, remove_dead_temporaries, replace_directory
 from fractalgd.output.figure import draw_figure
 from fractalgd.output.histogram import draw_histogram
 from fractalgd.output.png import png_bytes
@@ -69,6 +69,7 @@ def check_target(out_dir: str | Path, config, force: bool = False) -> None:
     """
     out_dir = Path(out_dir)
     recover_directory(out_dir, lambda p: (p / META).is_file())
+    remove_dead_temporaries(out_dir.parent)
     if not out_dir.exists() and not out_dir.is_symlink():
         return
     if out_dir.is_symlink() or not out_dir.is_dir():
