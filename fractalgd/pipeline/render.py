@@ -6,6 +6,7 @@ and touches no files (`fractalgd.output.save_render` writes them).
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from collections.abc import Callable
@@ -14,7 +15,8 @@ from dataclasses import dataclass, replace
 import jax
 import numpy as np
 
-from fractalgd.config import Config
+from fractalgd.colour import colorize, colorize_score
+from fractalgd.config import Config, parse_override
 from fractalgd.core.jaxenv import with_x64
 from fractalgd.core.version import __version__
 from fractalgd.pipeline.analysis import analyze_render
@@ -25,11 +27,89 @@ from fractalgd.problems.base import HasScore
 
 @dataclass
 class RenderResult:
-    labels: np.ndarray  # (H, W) uint8 class ids
-    steps: np.ndarray  # (H, W) int32 decision steps
+    """A render's arrays and metadata: what `fractalgd.output.save_render` writes.
+
+    labels: (H, W) uint8 class ids (`meta["class_names"]` names them); steps: (H, W) int32
+    decision steps; score: (H, W) float64, a problem's scalar readout (mlp measure = "sd"), or
+    None. Row 0 is the top of the image (the largest y), column 0 the left (the smallest x).
+    """
+
+    labels: np.ndarray
+    steps: np.ndarray
     meta: dict
     config: Config
-    score: np.ndarray | None = None  # (H, W) float64: a problem's scalar readout (mlp measure = "sd")
+    score: np.ndarray | None = None
+
+    @property
+    def x(self) -> np.ndarray:
+        """(W,) float64: the physical value of the x coordinate at each column, left to right."""
+        return self.config.plane.column_values()
+
+    @property
+    def y(self) -> np.ndarray:
+        """(H,) float64: the physical value of the y coordinate at each row, top to bottom (decreasing)."""
+        return self.config.plane.row_values()
+
+    def rgb(self) -> np.ndarray:
+        """(H, W, 3) uint8: the image `fractalgd render` writes (classes shaded by decision step,
+        or the score in Sohl-Dickstein's colours)."""
+        if self.score is not None:
+            return colorize_score(self.score)
+        r, config = self.config.render, self.config
+        return colorize(
+            self.labels, self.steps, config.problem.class_names, config.gd.steps, r.shade, r.equalize,
+            config.engine.check_every,
+        )  # fmt: skip
+
+    def _repr_png_(self) -> bytes:
+        """PNG bytes of the image, for inline display in notebooks (at most 2048 px a side: a
+        larger image is sampled with a stride, true colours, no blending)."""
+        from PIL import Image
+
+        rgb = self.rgb()
+        stride = max(1, -(-max(rgb.shape[:2]) // REPR_MAX_SIDE))
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(rgb[stride // 2 :: stride, stride // 2 :: stride])).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    def to_xarray(self):
+        """An `xarray.Dataset` of labels, steps (and score) over dims ("y", "x"), with the physical
+        coordinates `x`, `y`; attrs name the axis parameters and classes. Needs xarray
+        (`pip install 'fractalgd[xarray]'`)."""
+        try:
+            import xarray
+        except ImportError:
+            raise ImportError("to_xarray needs xarray: pip install 'fractalgd[xarray]'") from None
+        plane = self.config.plane
+        data = {"labels": (("y", "x"), self.labels), "steps": (("y", "x"), self.steps)}
+        if self.score is not None:
+            data["score"] = (("y", "x"), self.score)
+        attrs = {
+            "name": self.config.name,
+            "problem": self.config.problem.kind,
+            "x_param": plane.x.param,
+            "y_param": plane.y.param,
+            "x_scale": plane.x.scale,
+            "y_scale": plane.y.scale,
+            "class_names": list(self.config.problem.class_names),
+            "recipe_hash": self.meta.get("recipe_hash", ""),
+        }
+        return xarray.Dataset(data, coords={"x": self.x, "y": self.y}, attrs=attrs)
+
+
+REPR_MAX_SIDE = 2048
+
+
+def override_values(config: Config) -> dict:
+    """{dotted key: resolved value} of the `--set` overrides the recipe was loaded with."""
+    out = {}
+    for item in config.overrides:
+        parts, _ = parse_override(item)
+        node = config.resolved
+        for part in parts:
+            node = node.get(part) if isinstance(node, dict) else None
+        out[".".join(parts)] = node
+    return out
 
 
 def render_meta(config: Config, counts, elapsed_s: float, pixel_steps: int) -> dict:
@@ -51,6 +131,7 @@ def render_meta(config: Config, counts, elapsed_s: float, pixel_steps: int) -> d
         "version": __version__,
         "recipe_hash": config.recipe_hash,
         "config": config.resolved,
+        "overrides": override_values(config),
     }
 
 
