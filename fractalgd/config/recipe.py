@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,7 @@ class Config:
     render: RenderConfig
     resolved: dict
     analysis: AnalysisConfig | None = None
+    overrides: tuple[str, ...] = field(default=(), compare=False)  # the `--set` list load_config applied
 
     def to_toml(self) -> str:
         return dump_toml(self.resolved)
@@ -153,7 +154,7 @@ class Config:
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a TOML recipe (None: the default), apply `key.path=value` overrides, validate."""
     raw = read_toml(path if path is not None else default_recipe_path())
-    return config_from_dict(apply_overrides(raw, overrides))
+    return replace(config_from_dict(apply_overrides(raw, overrides)), overrides=tuple(overrides))
 
 
 # --- one table at a time ------------------------------------------------------------------------

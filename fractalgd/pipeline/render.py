@@ -6,27 +6,110 @@ and touches no files (`fractalgd.output.save_render` writes them).
 
 from __future__ import annotations
 
+import io
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import jax
 import numpy as np
 
-from fractalgd.config import Config
+from fractalgd.colour import colorize, colorize_score
+from fractalgd.config import Config, parse_override
 from fractalgd.core.jaxenv import with_x64
 from fractalgd.core.version import __version__
 from fractalgd.pipeline.analysis import analyze_render
+from fractalgd.pipeline.cost import planned_seconds
 from fractalgd.pipeline.pixels import device_summary, run_range
 from fractalgd.problems.base import HasScore
 
 
 @dataclass
 class RenderResult:
-    labels: np.ndarray  # (H, W) uint8 class ids
-    steps: np.ndarray  # (H, W) int32 decision steps
+    """A render's arrays and metadata: what `fractalgd.output.save_render` writes.
+
+    labels: (H, W) uint8 class ids (`meta["class_names"]` names them); steps: (H, W) int32
+    decision steps; score: (H, W) float64, a problem's scalar readout (mlp measure = "sd"), or
+    None. Row 0 is the top of the image (the largest y), column 0 the left (the smallest x).
+    """
+
+    labels: np.ndarray
+    steps: np.ndarray
     meta: dict
     config: Config
-    score: np.ndarray | None = None  # (H, W) float64: a problem's scalar readout (mlp measure = "sd")
+    score: np.ndarray | None = None
+
+    @property
+    def x(self) -> np.ndarray:
+        """(W,) float64: the physical value of the x coordinate at each column, left to right."""
+        return self.config.plane.column_values()
+
+    @property
+    def y(self) -> np.ndarray:
+        """(H,) float64: the physical value of the y coordinate at each row, top to bottom (decreasing)."""
+        return self.config.plane.row_values()
+
+    def rgb(self) -> np.ndarray:
+        """(H, W, 3) uint8: the image `fractalgd render` writes (classes shaded by decision step,
+        or the score in Sohl-Dickstein's colours)."""
+        if self.score is not None:
+            return colorize_score(self.score)
+        r, config = self.config.render, self.config
+        return colorize(
+            self.labels, self.steps, config.problem.class_names, config.gd.steps, r.shade, r.equalize,
+            config.engine.check_every,
+        )  # fmt: skip
+
+    def _repr_png_(self) -> bytes:
+        """PNG bytes of the image, for inline display in notebooks (at most 2048 px a side: a
+        larger image is sampled with a stride, true colours, no blending)."""
+        from PIL import Image
+
+        rgb = self.rgb()
+        stride = max(1, -(-max(rgb.shape[:2]) // REPR_MAX_SIDE))
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(rgb[stride // 2 :: stride, stride // 2 :: stride])).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    def to_xarray(self):
+        """An `xarray.Dataset` of labels, steps (and score) over dims ("y", "x"), with the physical
+        coordinates `x`, `y`; attrs name the axis parameters and classes. Needs xarray
+        (`pip install 'fractalgd[xarray]'`)."""
+        try:
+            import xarray
+        except ImportError:
+            raise ImportError("to_xarray needs xarray: pip install 'fractalgd[xarray]'") from None
+        plane = self.config.plane
+        data = {"labels": (("y", "x"), self.labels), "steps": (("y", "x"), self.steps)}
+        if self.score is not None:
+            data["score"] = (("y", "x"), self.score)
+        attrs = {
+            "name": self.config.name,
+            "problem": self.config.problem.kind,
+            "x_param": plane.x.param,
+            "y_param": plane.y.param,
+            "x_scale": plane.x.scale,
+            "y_scale": plane.y.scale,
+            "class_names": list(self.config.problem.class_names),
+            "recipe_hash": self.meta.get("recipe_hash", ""),
+        }
+        return xarray.Dataset(data, coords={"x": self.x, "y": self.y}, attrs=attrs)
+
+
+REPR_MAX_SIDE = 2048
+
+
+def override_values(config: Config) -> dict:
+    """{dotted key: resolved value} of the `--set` overrides the recipe was loaded with."""
+    out = {}
+    for item in config.overrides:
+        parts, _ = parse_override(item)
+        node = config.resolved
+        for part in parts:
+            node = node.get(part) if isinstance(node, dict) else None
+        out[".".join(parts)] = node
+    return out
 
 
 def render_meta(config: Config, counts, elapsed_s: float, pixel_steps: int) -> dict:
@@ -48,15 +131,33 @@ def render_meta(config: Config, counts, elapsed_s: float, pixel_steps: int) -> d
         "version": __version__,
         "recipe_hash": config.recipe_hash,
         "config": config.resolved,
+        "overrides": override_values(config),
     }
+
+
+PROGRESS_SECONDS = 1.5  # aim for a progress update at least every ~2 s
+
+
+def tile_pixels(config: Config) -> int:
+    """Pixels per engine call: `[engine] tile` at most, fewer where that would take over ~2 s.
+
+    Tiles are whole blocks on every device and all of one size (the last is padded), so a render
+    compiles once and no label depends on the tiling. The time per tile is planned from XLA's
+    FLOP count of the step at a nominal device rate, before anything runs.
+    """
+    total = config.plane.size
+    unit = (config.engine.block or config.problem.kernel.block) * len(jax.local_devices())
+    calls = max(math.ceil(total / config.engine.tile), math.ceil(planned_seconds(config) / PROGRESS_SECONDS))
+    calls = min(calls, math.ceil(total / unit))
+    return unit * math.ceil(total / (calls * unit))
 
 
 @with_x64
 def render(config: Config, progress: Callable[[int, int], None] | None = None, tile: int | None = None) -> RenderResult:
     """Render the recipe's plane; `progress(done_pixels, total_pixels)` is called after each tile.
 
-    `tile` (pixels per engine call, default `[engine] tile`) changes no label, only how often
-    `progress` hears back; a `progress` that raises stops the render between tiles.
+    `tile` (pixels per engine call, default `tile_pixels(config)`) changes no label, only how
+    often `progress` hears back; a `progress` that raises stops the render between tiles.
     """
     height, width = config.plane.shape
     total = height * width
@@ -64,12 +165,13 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     steps = np.empty(total, dtype=np.int32)
     executed = 0
     start_time = time.perf_counter()
-    tile = tile or config.engine.tile
+    planned = tile is None
+    tile = tile or tile_pixels(config)
     problem = config.problem
     scores = np.empty(total) if isinstance(problem, HasScore) else None
     for start in range(0, total, tile):
         stop = min(start + tile, total)
-        result = run_range(config, start, stop)
+        result = run_range(config, start, stop, pad_to=tile if planned else 0)
         labels[start:stop], steps[start:stop] = result.labels, result.steps
         if scores is not None:
             part = problem.score(result.state)
