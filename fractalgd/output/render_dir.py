@@ -2,7 +2,9 @@
 
 A render directory holds `image.png` (the recipe embedded as the text chunk `fractalgd-recipe`),
 `labels.npy` (uint8), `steps.npy` (int32), `meta.json` (written last: a directory with it is
-complete) and `recipe.toml`, plus `score.npy` where the problem has a score. It is assembled in
+complete) and `recipe.toml`, plus `score.npy` where the problem has a score and `features.npz`
+(the limit features: name → float array of the image's shape, in the render's dtype, NaN where
+undefined; `fractalgd.pipeline.features`) unless `[render] features = false`. It is assembled in
 a hidden sibling and swapped into place (`atomic.replace_directory`).
 
 What may be replaced: nothing, or a render directory (one holding fractalgd's `meta.json`). One of
@@ -21,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fractalgd.colour import colorize, colorize_score
+from fractalgd.colour import colorize, colorize_feature, colorize_score, feature_range
 from fractalgd.core.errors import ConfigError
 from fractalgd.output.atomic import json_text, recover_directory, replace_directory
-from fractalgd.output.figure import annotated_png
+from fractalgd.output.figure import annotated_png, colorbar_png
 from fractalgd.output.png import png_bytes
 
 META = "meta.json"
@@ -122,12 +124,14 @@ def write_render_directory(
     write_arrays: Callable[[Path], None],
     rgb: np.ndarray | Callable[[], np.ndarray],
     force: bool = False,
+    value_range: tuple[float, float] | Callable[[], tuple[float, float] | None] | None = None,
 ) -> Path:
     """Write a render directory: `write_arrays(tmp)` writes the arrays, then image, recipe and meta.
 
     `rgb` is the image (for a tiled render, its preview), or a function returning it once the
-    arrays are written; `meta` may be filled in by `write_arrays` too (its counts feed the legend
-    of `[render] axes` figures).
+    arrays are written; `meta` may be filled in by `write_arrays` too (its class names and counts
+    feed the legend of `[render] axes` figures). With `[render] color = "feature:NAME"` the
+    figure has a colour bar over `value_range` (or what a function given there returns).
     """
     out_dir = Path(out_dir)
     check_target(out_dir, config, force)
@@ -136,9 +140,12 @@ def write_render_directory(
     with replace_directory(out_dir) as tmp:
         write_arrays(tmp)
         rgb = rgb() if callable(rgb) else rgb
-        if config.render.axes:
-            title = config.name
-            image = annotated_png(rgb, config.plane, config.problem.class_names, meta["counts"], title, recipe)
+        value_range = value_range() if callable(value_range) else value_range
+        if config.render.axes and config.render.feature is not None:
+            image = colorbar_png(rgb, config.plane, config.render.feature, value_range, config.name, recipe)
+        elif config.render.axes:
+            names = [meta["class_names"][str(i)] for i in range(len(meta["class_names"]))]
+            image = annotated_png(rgb, config.plane, names, meta["counts"], config.name, recipe)
         else:
             image = png_bytes(rgb, recipe)
         (tmp / "image.png").write_bytes(image)
@@ -150,12 +157,19 @@ def write_render_directory(
 
 
 def render_rgb(result) -> np.ndarray:
-    """The image of a RenderResult: its score in Sohl-Dickstein's colours, or its classes."""
+    """The image of a RenderResult: a feature (`[render] color`), its score in Sohl-Dickstein's colours, or its classes."""
     config = result.config
+    r = config.render
+    if r.feature is not None:
+        return colorize_feature(result.features[r.feature])
     if result.score is not None:
         return colorize_score(result.score)
-    r = config.render
-    return colorize(result.labels, result.steps, config.problem.class_names, config.gd.steps, r.shade, r.equalize)
+    return colorize(result.labels, result.steps, result.class_names, config.gd.steps, r.shade, r.equalize)
+
+
+def write_features(path: Path, features: dict, dtype) -> None:
+    """features.npz: name → array in `dtype` (the render's), NaN where undefined."""
+    np.savez(path, **{name: np.asarray(values, dtype=dtype) for name, values in features.items()})
 
 
 def save_render(result, out_dir: str | Path, force: bool = False) -> Path:
@@ -166,5 +180,9 @@ def save_render(result, out_dir: str | Path, force: bool = False) -> Path:
         np.save(tmp / "steps.npy", result.steps)
         if result.score is not None:
             np.save(tmp / "score.npy", result.score)
+        if result.features is not None:
+            write_features(tmp / "features.npz", result.features, result.config.gd.dtype)
 
-    return write_render_directory(out_dir, result.config, result.meta, arrays, render_rgb(result), force)
+    feature = result.config.render.feature
+    value_range = feature_range(result.features[feature]) if feature is not None else None
+    return write_render_directory(out_dir, result.config, result.meta, arrays, render_rgb(result), force, value_range)
