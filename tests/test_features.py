@@ -202,3 +202,30 @@ def test_feature_colour_needs_a_known_feature():
     with pytest.raises(ConfigError, match="render.features"):
         load_config(P1, ['render.color="feature:sharpness"', "render.features=false"])
     assert load_config(P1, ['render.color="feature:imbalance"']).render.feature == "imbalance"
+
+
+def test_render_directory_has_features_and_attractors_and_analyze_reads_them(tmp_path):
+    from typer.testing import CliRunner
+
+    from fractalgd.cli import app
+
+    out = tmp_path / "r"
+    runner = CliRunner()
+    args = ["render", CUSTOM, "--out", str(out), "--set", "problem.minima=[]", "--set", "plane.resolution=[16,16]",
+            "--set", 'render.color="feature:sharpness"', "--set", "render.axes=true"]  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    meta = json.loads((out / "meta.json").read_text())  # strict JSON: no NaN
+    with np.load(out / "features.npz") as data:
+        assert {"loss", "norm", "sharpness", "step", "attractor"} <= set(data.files)
+        labels = np.load(out / "labels.npy")
+        assert all(data[k].shape == labels.shape for k in data.files)
+        attractor = data["attractor"]
+    for row, entry in enumerate(meta["attractors"]):
+        assert entry["pixels"] == int(np.sum(attractor == row)) and len(entry["state"]) == 2
+    result = runner.invoke(app, ["analyze", str(out), "--feature", "sharpness"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "feature-sharpness.json").read_text())
+    finite = np.isfinite(np.load(out / "features.npz")["sharpness"])
+    assert summary["all"]["defined"] == int(finite.sum())
+    bad = runner.invoke(app, ["analyze", str(out), "--feature", "nope", "--force"])
+    assert bad.exit_code == 2 and "nope" in bad.output

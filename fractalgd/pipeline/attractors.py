@@ -17,6 +17,7 @@ the others are numbered on from there. At most MAX_ATTRACTORS (the largest) are 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import jax
@@ -140,14 +141,10 @@ def pixel_coordinates(plane, flat: np.ndarray) -> dict[str, np.ndarray]:
     return {plane.x.param: plane.x.values(col), plane.y.param: plane.y.values(plane.y.n - 1 - row)}
 
 
-@with_x64
-def _representatives(config, cells: Cells, ids: np.ndarray):
-    """(orbit keys (C, 4m), orbit points as flat θ (C, ORBIT, n)) of the cells' kept states."""
-    problem = config.problem
+@functools.lru_cache(maxsize=16)
+def _orbit_fn(problem):
+    """One compiled function per problem: the orbit keys and points of kept states (shapes padded)."""
     kernel = problem.kernel
-    leaves = [np.stack([cells.states[i][k] for i in ids], axis=-1) for k in range(len(cells.states[ids[0]]))]
-    state = jax.tree_util.tree_unflatten(cells.treedef, leaves)
-    _, hyper = problem.initial(pixel_coordinates(config.plane, [cells.pixel[i] for i in ids]), np.dtype(config.gd.dtype))
 
     @jax.jit
     def orbit(state, hyper):
@@ -157,8 +154,22 @@ def _representatives(config, cells: Cells, ids: np.ndarray):
             states.append(kernel.step(states[-1], coeffs))
         return orbit_key(problem, states), [flat_theta(problem, s) for s in states]
 
-    keys, flats = orbit(state, hyper)
-    return np.asarray(keys).T, np.stack([np.asarray(f) for f in flats], axis=0).transpose(2, 0, 1)
+    return orbit
+
+
+@with_x64
+def _representatives(config, cells: Cells, ids: np.ndarray):
+    """(orbit keys (C, 4m), orbit points as flat θ (C, ORBIT, n)) of the cells' kept states."""
+    problem = config.problem
+    count = len(ids)
+    padded = np.concatenate([ids, np.full((1 << max(0, count - 1).bit_length()) - count, ids[-1])])  # few shapes: few compiles
+    leaves = [np.stack([cells.states[i][k] for i in padded], axis=-1) for k in range(len(cells.states[ids[0]]))]
+    state = jax.tree_util.tree_unflatten(cells.treedef, leaves)
+    coords = pixel_coordinates(config.plane, [cells.pixel[i] for i in padded])
+    _, hyper = problem.initial(coords, np.dtype(config.gd.dtype))
+    keys, flats = _orbit_fn(problem)(state, hyper)
+    keys = np.asarray(keys)[:, :count]
+    return keys.T, np.stack([np.asarray(f)[:, :count] for f in flats], axis=0).transpose(2, 0, 1)
 
 
 @dataclass
