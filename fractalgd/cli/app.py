@@ -99,6 +99,8 @@ def render_cli(
         hint = " (a sweep file: run `fractalgd sweep`)" if str(error).startswith("sweep:") else ""
         raise ConfigError(f"{error}{hint}") from None
     tiled = use_tiled(cfg, process.count)
+    if tiled and cfg.render.feature is not None:  # out-of-core tiles keep labels and steps only
+        raise ConfigError(f"render.color: '{cfg.render.color}' needs an in-memory render (engine.out_of_core = false)")
     if out is not None:
         out_dir = out
         if not (tiled and process.count > 1):  # processes sharing a tiled render all write there
