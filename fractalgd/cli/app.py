@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Basins of attraction of gradient descent.")
 err = Console(stderr=True)
+LONG_RUN_SECONDS = 20  # planned (FLOP-count) time above which a render first prints its measured estimate
 
 ConfigArg = Annotated[Path | None, typer.Argument(help="TOML recipe (default: the shipped default recipe).")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a key: --set gd.eta=0.5 (repeatable).")]
@@ -89,7 +90,7 @@ def render_cli(
     from fractalgd.config import ConfigError, load_config
     from fractalgd.output import check_target, free_output_dir, save_render
     from fractalgd.pipeline import render
-    from fractalgd.pipeline.cost import check, estimate, use_tiled
+    from fractalgd.pipeline.cost import check, estimate, planned_seconds, use_tiled
     from fractalgd.tiled.distributed import initialize
 
     process = initialize()  # before anything starts a JAX backend
@@ -107,11 +108,15 @@ def render_cli(
             check_target(out_dir, cfg, force)
     else:
         out_dir = free_output_dir(cfg)
-    cost = estimate(cfg, tiled, calibrate=dry_run)
+    # Long runs say up front what they will cost, timed by a short calibration run.
+    long_run = not dry_run and planned_seconds(cfg) > LONG_RUN_SECONDS
+    cost = estimate(cfg, tiled, calibrate=dry_run or long_run)
     check(cost, cfg, out_dir)
     if dry_run:
         typer.echo(f"{out_dir}: {cost.summary()}")
         return
+    if long_run:
+        err.print(f"{out_dir}: {cost.summary()}", highlight=False)
     if tiled:
         return _render_tiled(cfg, out_dir, process, force)
     with progress_bar(f"render {cfg.name}") as update:
@@ -184,9 +189,10 @@ def bench_cli(
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs per case.")] = 5,
     dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64.")] = "float32",
     size: Annotated[int | None, typer.Option("--size", min=16, max=16384, help="Grid side (default 1024 CPU, 4096 GPU).")] = None,
+    case: Annotated[list[str] | None, typer.Option("--case", help="Only these cases or problem kinds (repeatable).")] = None,
     force: ForceOpt = False,
 ) -> None:
-    """P1 engine against the reference pattern (Sohl-Dickstein's step loop), same process."""
+    """Every problem's engine against its FLOP floor and the reference pattern (Sohl-Dickstein's step loop)."""
     from fractalgd.output import write_json_atomic
     from fractalgd.output.files import check_file_target
     from fractalgd.studies.bench import format_table, run_bench
@@ -196,7 +202,10 @@ def bench_cli(
     if json_out is not None:
         check_file_target(json_out, force, "--json")
     with progress_bar("bench") as update:
-        records = run_bench(quick=quick, repeats=repeats, dtype=dtype, progress=update, size=size)
+        records = run_bench(quick=quick, repeats=repeats, dtype=dtype, progress=update, size=size,
+                            cases=tuple(case) if case else None)  # fmt: skip
+    if not records:
+        raise fail(f"--case: no case named {', '.join(case or [])}")
     typer.echo(format_table(records))
     if json_out is not None:
         write_json_atomic(json_out, records)
@@ -215,7 +224,7 @@ def zoom_cli(
     from fractalgd.output.study_dirs import check_study_dir
     from fractalgd.studies.video import VideoError, write_video
     from fractalgd.studies.zoom import load_zoom, render_keyframes
-    from fractalgd.studies.zoom_dimension import dimension_csv, dimension_table
+    from fractalgd.studies.zoom_dimension import dimension_csv, dimension_table, pooled_dimension
 
     spec, base = load_zoom(config, set_ or [])
     out_dir = out or Path("outputs") / base.name
@@ -230,6 +239,7 @@ def zoom_cli(
     write_text_atomic(out_dir / "dimension.csv", dimension_csv(rows))
     plot_dimension(rows, pooled, out_dir / "dimension.png", title=base.name)
     summary["pooled_median_dimension"] = pooled
+    summary["pooled_dimension"] = pooled_dimension(rows)  # D over keyframes, with its scatter and error
     try:
         with progress_bar("video frames") as update:
             summary["frames"] = write_video(spec, run.keyframes, base, out_dir / "zoom.mp4", progress=update)
@@ -250,11 +260,16 @@ def zoom_cli(
 def serve_cli(
     config: ConfigArg = None,
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0: any free port).")] = 8000,
-    host: Annotated[str, typer.Option("--host", help="Address to bind (127.0.0.1: this machine only).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind (127.0.0.1: this machine only; others expose it, with a warning).")
+    ] = "127.0.0.1",
     resolution: Annotated[int, typer.Option("--resolution", min=8, max=4096, help="Longer image side.")] = 512,
     set_: SetOpt = None,
 ) -> None:
-    """Interactive explorer in the browser: zoom, pan, class fractions, D, recipe and zoom export."""
+    """Interactive explorer in the browser: zoom, pan, class fractions, D, recipe and zoom export.
+
+    Prints the page's URL with a random token: only a page opened from that URL can use the server.
+    """
     from fractalgd.config import load_config
     from fractalgd.explorer.server import serve
 

@@ -191,11 +191,14 @@ def _compiled(problem, block: int, devices: tuple, with_features: bool, lanczos_
 
 
 @with_x64
-def tile_limits(config, coords: dict, result, devices=None, with_features: bool | None = None, block: int = 0) -> TileLimits:
+def tile_limits(
+    config, coords: dict, result, devices=None, with_features: bool | None = None, block: int = 0, pad_to: int = 0
+) -> TileLimits:
     """Features, orbit kinds and attractor cells of the pixels at `coords` from their EngineResult.
 
     `block`: pixels per loop iteration (default FEATURE_BLOCKS engine blocks, at most MAX_FEATURE_BLOCK:
-    nothing exits early here, so wider blocks only save loop overhead).
+    nothing exits early here, so wider blocks only save loop overhead). `pad_to`: run at least this
+    many pixels (edge copies, dropped), so a render's last, shorter tile compiles nothing new.
     """
     problem = config.problem
     with_features = config.render.features if with_features is None else with_features
@@ -203,7 +206,7 @@ def tile_limits(config, coords: dict, result, devices=None, with_features: bool 
     block = block or min(MAX_FEATURE_BLOCK, FEATURE_BLOCKS * (config.engine.block or problem.kernel.block))
     n = len(result.labels)
     devices = devices[: max(1, min(len(devices), math.ceil(n / block)))]
-    padded = math.ceil(n / (len(devices) * block)) * len(devices) * block
+    padded = math.ceil(max(n, pad_to) / (len(devices) * block)) * len(devices) * block
     _, hyper = problem.initial(coords, np.dtype(config.gd.dtype))
 
     def pad(x):

@@ -11,10 +11,12 @@ names its converged pixels after them (min0, min1, …), so its class names are 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import jax
 import numpy as np
 
 from fractalgd.config import Config
@@ -23,6 +25,7 @@ from fractalgd.core.jaxenv import with_x64
 from fractalgd.core.version import __version__
 from fractalgd.pipeline.analysis import analyze_render
 from fractalgd.pipeline.attractors import Cells, attractor_rows, discovered_labels, find_attractors
+from fractalgd.pipeline.cost import planned_seconds
 from fractalgd.pipeline.features import tile_limits
 from fractalgd.pipeline.pixels import device_summary, run_pixels
 from fractalgd.problems.base import HasScore
@@ -67,12 +70,29 @@ def render_meta(config: Config, counts, elapsed_s: float, pixel_steps: int, clas
     }
 
 
+PROGRESS_SECONDS = 1.5  # aim for a progress update at least every ~2 s
+
+
+def tile_pixels(config: Config) -> int:
+    """Pixels per engine call: `[engine] tile` at most, fewer where that would take over ~2 s.
+
+    Tiles are whole blocks on every device and all of one size (the last is padded), so a render
+    compiles once and no label depends on the tiling. The time per tile is planned from XLA's
+    FLOP count of the step at a nominal device rate, before anything runs.
+    """
+    total = config.plane.size
+    unit = (config.engine.block or config.problem.kernel.block) * len(jax.local_devices())
+    calls = max(math.ceil(total / config.engine.tile), math.ceil(planned_seconds(config) / PROGRESS_SECONDS))
+    calls = min(calls, math.ceil(total / unit))
+    return unit * math.ceil(total / (calls * unit))
+
+
 @with_x64
 def render(config: Config, progress: Callable[[int, int], None] | None = None, tile: int | None = None) -> RenderResult:
     """Render the recipe's plane; `progress(done_pixels, total_pixels)` is called after each tile.
 
-    `tile` (pixels per engine call, default `[engine] tile`) changes no label, only how often
-    `progress` hears back; a `progress` that raises stops the render between tiles.
+    `tile` (pixels per engine call, default `tile_pixels(config)`) changes no label, only how
+    often `progress` hears back; a `progress` that raises stops the render between tiles.
     """
     height, width = config.plane.shape
     total = height * width
@@ -80,7 +100,8 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     steps = np.empty(total, dtype=np.int32)
     executed, limits_seconds = 0, 0.0
     start_time = time.perf_counter()
-    tile = tile or config.engine.tile
+    planned = tile is None
+    tile = tile or tile_pixels(config)
     problem = config.problem
     scores = np.empty(total) if isinstance(problem, HasScore) else None
     names = [n for n in feature_names(problem) if n != "attractor"] if config.render.features else []
@@ -89,7 +110,7 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     for start in range(0, total, tile):
         stop = min(start + tile, total)
         coords = config.plane.coordinates(start, stop)
-        result = run_pixels(config, coords)
+        result = run_pixels(config, coords, pad_to=tile if planned else 0)
         labels[start:stop], steps[start:stop] = result.labels, result.steps
         if scores is not None:
             part = problem.score(result.state)
@@ -99,7 +120,7 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
                 scores[start:stop] = part
         executed += result.executed_pixel_steps
         limits_start = time.perf_counter()
-        limits = tile_limits(config, coords, result)
+        limits = tile_limits(config, coords, result, pad_to=tile if planned else 0)
         for name in names:
             features[name][start:stop] = limits.features[name]
         pixel_cell[start:stop] = cells.add(limits, result.labels, start)

@@ -35,11 +35,21 @@ from pathlib import Path
 import numpy as np
 
 from fractalgd.analysis import AnalysisError
-from fractalgd.analysis.boundary import boundary_mask
 from fractalgd.analysis.boxcount import box_count
-from fractalgd.config import Config, ConfigError, apply_overrides, config_from_dict, merge_table, read_toml, with_values
+from fractalgd.analysis.cracks import counted_boundary
+from fractalgd.config import (
+    Config,
+    ConfigError,
+    apply_overrides,
+    check_name,
+    config_from_dict,
+    merge_table,
+    read_toml,
+    with_values,
+)
 from fractalgd.core.plane import View
 from fractalgd.output import save_render, write_json_atomic
+from fractalgd.output.atomic import remove_dead_temporaries
 from fractalgd.pipeline import render
 from fractalgd.studies.sweep_report import done_rows, publish
 from fractalgd.tiled.distributed import ProcessInfo, current
@@ -47,6 +57,7 @@ from fractalgd.tiled.tiles import render_tiled, use_tiled
 
 SWEEP_KEYS = {"name": "sweep", "recipe": "", "set": [], "grid": [], "dimension": {}}
 GRID_KEYS = ("key", "values", "min", "max", "num", "scale", "windows")
+MAX_POINTS = 10_000
 DIMENSION_DEFAULTS = {"classes": [], "min_box": 4, "max_fraction": 0.125, "n_sizes": 16, "offsets": 3}
 
 
@@ -158,7 +169,11 @@ def sweep_from_dict(raw: dict, base_dir: Path = Path("."), overrides=()) -> Swee
         raise ConfigError(f"sweep.grid: both axes sweep '{axes[0].key}'")
     if sum(a.windows is not None for a in axes) > 1:
         raise ConfigError("sweep.grid: give windows on one axis only")
-    dimension = merge_table("sweep.dimension", spec["dimension"], DIMENSION_DEFAULTS)
+    dimension = _dimension_options(spec["dimension"])
+    check_name(spec["name"])
+    points = math.prod(len(a.values) for a in axes)
+    if points > MAX_POINTS:
+        raise ConfigError(f"sweep.grid: {points} points, at most {MAX_POINTS}")
     sweep = Sweep(spec["name"], base, axes, dimension)
     for point in sweep.points():  # a bad key or value fails now, naming the point
         try:
@@ -171,6 +186,18 @@ def sweep_from_dict(raw: dict, base_dir: Path = Path("."), overrides=()) -> Swee
     return sweep
 
 
+def _dimension_options(given) -> dict:
+    """[sweep.dimension]: box_count's options, each in its meaningful range."""
+    options = merge_table("sweep.dimension", given, DIMENSION_DEFAULTS)
+    ranges = {"min_box": (2, 4096), "n_sizes": (3, 64), "offsets": (1, 8)}
+    for key, (lo, hi) in ranges.items():
+        if not lo <= options[key] <= hi:
+            raise ConfigError(f"sweep.dimension.{key}: must be in {lo}..{hi}, got {options[key]}")
+    if not 0 < options["max_fraction"] <= 0.5:
+        raise ConfigError(f"sweep.dimension.max_fraction: must be in (0, 0.5], got {options['max_fraction']}")
+    return options
+
+
 def load_sweep(path: str | Path, overrides=()) -> Sweep:
     path = Path(path)
     return sweep_from_dict(read_toml(path, "sweep file"), path.parent, overrides)
@@ -181,19 +208,25 @@ def point_hash(config: Config, dimension: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def dimension_of(labels: np.ndarray, config: Config, options: dict) -> tuple[float, float, tuple, str]:
-    """(D, its error, fit range, note) of the label image's boundary (nan and a note if none)."""
+def dimension_of(labels: np.ndarray, config: Config, options: dict) -> tuple[float | None, float | None, tuple, str]:
+    """(D, its error, fit range, note) of the label image's boundary (None and a note if none:
+    null in the point's json, an empty cell in sweep.csv, never NaN).
+
+    Counted as `fractalgd analyze` counts it (`cracks.counted_boundary`, box counting on the
+    cracks, the fit range and error model of `fitrange`), with the sweep's box-size options.
+    """
     names = list(config.problem.class_names)
     classes = tuple(names.index(c) for c in options["classes"]) or None
-    mask = boundary_mask(labels, classes)
+    mask, ignore = counted_boundary(labels, classes)
     if not mask.any():
-        return math.nan, math.nan, (0, 0), "no boundary"
+        return None, None, (0, 0), "no boundary"
     kwargs = {k: options[k] for k in ("min_box", "max_fraction", "n_sizes", "offsets")}
     try:
-        fit = box_count(mask, **kwargs)
+        fit = box_count(labels, mode="cracks", classes=classes, ignore=ignore, **kwargs)
     except AnalysisError as error:
-        return math.nan, math.nan, (0, 0), str(error)
-    return float(fit.dimension), float(fit.stderr), tuple(int(s) for s in fit.fit_range), "; ".join(fit.warnings)
+        return None, None, (0, 0), str(error)
+    notes = ([f"graph over {fit.graph}: fitted its strip oscillations"] if fit.graph else []) + list(fit.warnings)
+    return float(fit.dimension), float(fit.stderr), tuple(int(s) for s in fit.fit_range), "; ".join(notes)
 
 
 def measure(config: Config, options: dict, point_dir: Path, progress=None) -> dict:
@@ -236,6 +269,8 @@ def run_sweep(
     process = process or current()
     out_dir = Path(out_dir)
     (out_dir / "points").mkdir(parents=True, exist_ok=True)
+    for directory in (out_dir, out_dir / "points"):
+        remove_dead_temporaries(directory)  # what a killed run left half-written
     points = sweep.points()
     configs = {p.index: sweep.config(p) for p in points}
     hashes = {k: point_hash(c, sweep.dimension) for k, c in configs.items()}

@@ -27,6 +27,7 @@ from fractalgd.config import Config, ConfigError, ZoomSpec, apply_overrides, con
 from fractalgd.core.plane import View
 from fractalgd.core.precision import pixel_ulps, resolvable_dtype
 from fractalgd.output import finished_render, save_render
+from fractalgd.output.atomic import remove_dead_temporaries
 from fractalgd.pipeline import render
 
 AUTO_STEP = 0.5  # auto_target moves this fraction of the way to the target per keyframe,
@@ -163,6 +164,8 @@ def render_keyframes(
     so a killed run continues where it stopped. Stops early, with a message, past float64's limit.
     """
     root = Path(out_dir) / "keyframes"
+    for directory in (Path(out_dir), root):
+        remove_dead_temporaries(directory)  # what a killed run left half-written
     axes = (base.plane.x, base.plane.y)
     done: list[Keyframe] = []
     center = spec.center
