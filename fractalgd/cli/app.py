@@ -124,6 +124,8 @@ def render_cli(
         hint = " (a sweep file: run `fractalgd sweep`)" if str(error).startswith("sweep:") else ""
         raise ConfigError(f"{error}{hint}") from None
     tiled = use_tiled(cfg, process.count)
+    if tiled and cfg.render.feature is not None:  # out-of-core tiles keep labels and steps only
+        raise ConfigError(f"render.color: '{cfg.render.color}' needs an in-memory render (engine.out_of_core = false)")
     if out is not None:
         out_dir = out
         if not (tiled and process.count > 1):  # processes sharing a tiled render all write there
@@ -360,12 +362,15 @@ def analyze_cli(
     box: Annotated[int, typer.Option("--box", min=1, help="Box side (px) of the basin entropies.")] = 5,
     method: Annotated[str, typer.Option("--method", help="boxcount | sd | uncertainty (re-runs the engine).")] = "boxcount",
     json_out: Annotated[Path | None, typer.Option("--json", help="Where to write the JSON (default: analysis-METHOD.json next to the input).")] = None,
+    feature: Annotated[str | None, typer.Option("--feature", help="Instead: statistics of one limit feature (features.npz) per class, and its image.")] = None,
     force: ForceOpt = False,
 ) -> None:
     """Fractal dimension of the basin boundary (D ± error, fit range), basin entropy, Wada test."""
     from fractalgd.output.analysis_files import check_report_target, load_input, write_report
     from fractalgd.pipeline import analyze
 
+    if feature is not None:
+        return _analyze_feature(path, feature, json_out, force)
     if method not in ("boxcount", "sd", "uncertainty"):
         raise fail(f"--method: must be boxcount, sd or uncertainty, got '{method}'")
     labels, names, config, default_json = load_input(path, need_config=method == "uncertainty", method=method)
@@ -390,6 +395,30 @@ def analyze_cli(
     for warning in result["warnings"]:
         say(f"warning: {warning}")
     say(f"wrote {json_path} and {plot_path}")
+
+
+def _analyze_feature(path: Path, feature: str, json_out: Path | None, force: bool) -> None:
+    from fractalgd.analysis.features import feature_summary
+    from fractalgd.output.analysis_files import load_feature, load_input, write_feature_report
+    from fractalgd.output.files import check_file_target
+
+    if not Path(path).is_dir():
+        raise fail(f"--feature: '{path}' must be a render directory (with features.npz)")
+    labels, names, _, _ = load_input(path)
+    values = load_feature(path, feature)
+    json_path = json_out or Path(path) / f"feature-{feature}.json"
+    check_file_target(json_path, force, "--json")
+    check_file_target(Path(json_path).with_suffix(".png"), force, "--json")
+    summary = feature_summary(values, labels, names, feature)
+    json_path, png_path = write_feature_report(summary, values, json_path)
+    for label, stats in {"all": summary["all"], **summary["classes"]}.items():
+        if stats["defined"]:
+            q = stats["quantiles"]
+            typer.echo(f"{label}: {feature} median {q['0.5']:.6g} [{stats['min']:.6g}, {stats['max']:.6g}] "
+                       f"({stats['defined']}/{stats['pixels']} px defined)")  # fmt: skip
+        else:
+            typer.echo(f"{label}: {feature} undefined ({stats['pixels']} px)")
+    err.print(f"wrote {json_path} and {png_path}", highlight=False)
 
 
 @app.command("trace")

@@ -25,6 +25,7 @@ from fractalgd.core.plane import Axis, Plane, View
 from fractalgd.core.precision import FLOAT_DTYPES
 from fractalgd.problems import REGISTRY, get_problem
 from fractalgd.problems.base import NONNEGATIVE, POSITIVE, Problem, RecipeContext
+from fractalgd.problems.features import feature_names
 
 DTYPES = FLOAT_DTYPES
 MAX_STEPS = 2**31 - 1  # the engine counts steps in int32
@@ -49,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
         "out_of_core": "auto",
         "disk_tile": 2048,
     },
-    "render": {"shade": True, "equalize": False, "axes": False, "histogram": False},
+    "render": {"shade": True, "equalize": False, "axes": False, "histogram": False, "color": "class", "features": True},
     "analysis": {"enabled": False, "classes": [], "box": 5, "method": "boxcount"},
 }
 ANALYSIS_METHODS = ("boxcount", "sd", "uncertainty")
@@ -87,6 +88,13 @@ class RenderConfig:
     equalize: bool
     axes: bool
     histogram: bool
+    color: str = "class"  # "class", or "feature:NAME" (a limit feature through a perceptual colormap)
+    features: bool = True  # compute the limit features (features.npz); attractors are found either way
+
+    @property
+    def feature(self) -> str | None:
+        """The feature the image shows (`color = "feature:NAME"`), or None for the classes."""
+        return self.color.partition(":")[2] if self.color.startswith("feature:") else None
 
 
 @dataclass(frozen=True)
@@ -274,6 +282,21 @@ def _engine_table(raw: dict) -> dict:
     return engine
 
 
+def _render_table(given: Any, problem: Problem) -> dict:
+    render = merge_table("render", given, DEFAULTS["render"])
+    color = render["color"]
+    if color != "class":
+        kind, _, name = color.partition(":")
+        known = feature_names(problem)
+        if kind != "feature" or name not in known:
+            raise ConfigError(
+                f"render.color: expected 'class' or 'feature:NAME' with NAME one of {', '.join(known)}, got '{color}'"
+            )
+        if not render["features"]:
+            raise ConfigError(f"render.color: '{color}' needs render.features = true")
+    return render
+
+
 def _analysis_table(given: Any, class_names) -> dict:
     analysis = merge_table("analysis", given, DEFAULTS["analysis"])
     if analysis["method"] not in ANALYSIS_METHODS:
@@ -311,13 +334,13 @@ def config_from_dict(raw: dict) -> Config:
     gd = _gd_table(raw)
     plane = _plane_table(raw, cls.default_axes)
     engine = _engine_table(raw)
-    render_cfg = merge_table("render", raw.get("render", {}), DEFAULTS["render"])
     ctx = RecipeContext(
         gd["eta"], gd["steps"], gd["dtype"], tuple(plane["base"]), tuple(plane["dir1"]), tuple(plane["dir2"]),
         plane["seed"], (plane["x"]["param"], plane["y"]["param"]),
     )  # fmt: skip
     problem = cls.from_recipe(params, ctx)
     _check_coordinates(plane, problem)
+    render_cfg = _render_table(raw.get("render", {}), problem)
     view = _view(plane)
     analysis = _analysis_table(raw.get("analysis", {}), problem.class_names)
     if "zoom" in raw:  # validated here too, so a typo in [zoom] also fails `fractalgd render`

@@ -130,3 +130,30 @@ def write_report(result: dict, json_path, input_path=None) -> tuple[Path, Path]:
         result = {**result, "input": input_key(input_path)}
     write_json_atomic(json_path, result)
     return json_path, fit_plot(result, json_path.with_suffix(".png"))
+
+
+def load_feature(path, name: str) -> np.ndarray:
+    """The feature `name` of a render directory's features.npz (float64)."""
+    file = Path(path) / "features.npz"
+    if not file.is_file():
+        raise AnalysisError(f"'{path}' has no features.npz (rendered with [render] features = false, or out of core)")
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            if name not in data.files:
+                raise AnalysisError(f"--feature: '{name}' is not in {file} (known: {', '.join(data.files)})")
+            return np.asarray(data[name], dtype=np.float64)
+    except (ValueError, OSError, EOFError) as error:
+        raise AnalysisError(f"'{file}' is not a readable .npz archive: {error}") from None
+
+
+def write_feature_report(summary: dict, values: np.ndarray, json_path) -> tuple[Path, Path]:
+    """The feature's statistics as JSON and its image (viridis, NaN grey) as a PNG next to it."""
+    from fractalgd.colour import colorize_feature
+    from fractalgd.output.atomic import write_bytes_atomic
+    from fractalgd.output.png import png_bytes
+
+    json_path = Path(json_path)
+    png_path = json_path.with_suffix(".png")
+    write_json_atomic(json_path, summary)
+    write_bytes_atomic(png_path, png_bytes(colorize_feature(values)))
+    return json_path, png_path

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fractalgd.colour import colorize, colorize_score, legend_colors, signed_cdf
+from fractalgd.colour import colorize, colorize_score, feature_range, legend_colors, signed_cdf
 from fractalgd.config import dump_toml
 from fractalgd.core.errors import ConfigError
 from fractalgd.core.version import __version__
@@ -76,9 +76,9 @@ def _percent(fraction: float) -> str:
 
 def _feature_image(values: np.ndarray, colormap, name: str):
     finite = np.isfinite(values)
-    lo, hi = (float(np.min(values[finite])), float(np.max(values[finite]))) if finite.any() else (0.0, 1.0)
+    lo, hi = feature_range(values) or (0.0, 1.0)  # the range image.png is drawn over (percentiles)
     hi = hi if hi > lo else lo + 1.0
-    x = np.where(finite, (values - lo) / (hi - lo), 0.0)
+    x = np.where(finite, np.clip((values - lo) / (hi - lo), 0.0, 1.0), 0.0)
     rgb = np.round(np.asarray(colormap(x))[..., :3] * 255).astype(np.uint8)
     rgb[~finite] = 128  # undefined values: grey
     import matplotlib.ticker

@@ -2,10 +2,12 @@
 
 A render directory holds `image.png` (the recipe embedded as the text chunk `fractalgd-recipe`),
 `labels.npy` (uint8), `steps.npy` (int32), `meta.json` (written last: a directory with it is
-complete) and `recipe.toml`, plus `score.npy` where the problem has a score, `figure.png` with
-`[render] axes` (the image in axes with legend, `output.figure`) and `histogram.png` with
-`[render] histogram` (decision steps per class). It is assembled in a hidden sibling and swapped
-into place (`atomic.replace_directory`).
+complete) and `recipe.toml`, plus `score.npy` where the problem has a score, `features.npz`
+(the limit features: name → float array of the image's shape, in the render's dtype, NaN where
+undefined; `fractalgd.pipeline.features`) unless `[render] features = false`, `figure.png` with
+`[render] axes` (the image in axes with legend or colour bar, `output.figure`) and `histogram.png`
+with `[render] histogram` (decision steps per class). It is assembled in a hidden sibling and
+swapped into place (`atomic.replace_directory`).
 
 What may be replaced: nothing, or a render directory (one holding fractalgd's `meta.json`). One of
 another recipe only with `force`. Entries of the old directory that the new render does not write
@@ -159,12 +161,21 @@ def _render_files(tmp: Path, meta: dict) -> RenderFiles:
     meta = json.loads(json_text(meta))  # what meta.json will hold (as the figure command reads it)
     score = np.load(tmp / "score.npy", mmap_mode="r") if (tmp / "score.npy").is_file() else None
     labels, steps = (np.load(tmp / n, mmap_mode="r") for n in ("labels.npy", "steps.npy"))
-    return RenderFiles(labels, steps, meta, score, directory=tmp)
+    features = {}
+    if (tmp / "features.npz").is_file():
+        with np.load(tmp / "features.npz", allow_pickle=False) as npz:
+            features = {name: npz[name] for name in npz.files}
+    return RenderFiles(labels, steps, meta, score, features, directory=tmp)
 
 
 def render_rgb(result) -> np.ndarray:
-    """The image of a RenderResult: its score in Sohl-Dickstein's colours, or its classes."""
+    """The image of a RenderResult (`RenderResult.rgb`)."""
     return result.rgb()
+
+
+def write_features(path: Path, features: dict, dtype) -> None:
+    """features.npz: name → array in `dtype` (the render's), NaN where undefined."""
+    np.savez(path, **{name: np.asarray(values, dtype=dtype) for name, values in features.items()})
 
 
 def save_render(result, out_dir: str | Path, force: bool = False) -> Path:
@@ -175,5 +186,7 @@ def save_render(result, out_dir: str | Path, force: bool = False) -> Path:
         np.save(tmp / "steps.npy", result.steps)
         if result.score is not None:
             np.save(tmp / "score.npy", result.score)
+        if result.features is not None:
+            write_features(tmp / "features.npz", result.features, result.config.gd.dtype)
 
     return write_render_directory(out_dir, result.config, result.meta, arrays, render_rgb(result), force)

@@ -1,7 +1,12 @@
 """Recipe → labels: the plane is cut into tiles, each tile's pixels go through the engine.
 
 `render(config)` is the library call behind `fractalgd render`; it returns arrays and metadata
-and touches no files (`fractalgd.output.save_render` writes them).
+and touches no files (`fractalgd.output.save_render` writes them). After the engine, each tile's
+final states go through `pipeline.features` on the device (limit features, unless `[render]
+features = false`, and the attractor cells), and after the last tile the cells become the
+attractor table (`pipeline.attractors`): meta.json's "attractors"; a custom loss without `minima`
+names its converged pixels after them (min0, min1, …), so its class names are known only then
+(`RenderResult.class_names`, meta.json's "class_names").
 """
 
 from __future__ import annotations
@@ -15,14 +20,19 @@ from dataclasses import dataclass, replace
 import jax
 import numpy as np
 
-from fractalgd.colour import colorize, colorize_score
+from fractalgd.colour import colorize, colorize_feature, colorize_score
 from fractalgd.config import Config, parse_override
+from fractalgd.core.classes import FIRST_PROBLEM_CLASS
 from fractalgd.core.jaxenv import with_x64
 from fractalgd.core.version import __version__
 from fractalgd.pipeline.analysis import analyze_render
+from fractalgd.pipeline.attractors import Cells, attractor_rows, discovered_labels, find_attractors
 from fractalgd.pipeline.cost import planned_seconds
-from fractalgd.pipeline.pixels import device_summary, run_range
+from fractalgd.pipeline.features import tile_limits
+from fractalgd.pipeline.pixels import device_summary, run_pixels
 from fractalgd.problems.base import HasScore
+from fractalgd.problems.custom import CustomProblem
+from fractalgd.problems.features import feature_names
 
 
 @dataclass
@@ -38,7 +48,13 @@ class RenderResult:
     steps: np.ndarray
     meta: dict
     config: Config
-    score: np.ndarray | None = None
+    score: np.ndarray | None = None  # (H, W) float64: a problem's scalar readout (mlp measure = "sd")
+    features: dict[str, np.ndarray] | None = None  # name → (H, W) float64, NaN where undefined (features.npz)
+    class_names: tuple[str, ...] | None = None  # the render's class names (None: the problem's)
+
+    def __post_init__(self):
+        if self.class_names is None:
+            self.class_names = tuple(self.config.problem.class_names)
 
     @property
     def x(self) -> np.ndarray:
@@ -52,14 +68,15 @@ class RenderResult:
 
     def rgb(self) -> np.ndarray:
         """(H, W, 3) uint8: the image `fractalgd render` writes (classes shaded by decision step,
-        or the score in Sohl-Dickstein's colours)."""
+        the score in Sohl-Dickstein's colours, or a feature with `[render] color = "feature:NAME"`)."""
+        r, config = self.config.render, self.config
+        if r.feature is not None and self.features is not None:
+            return colorize_feature(self.features[r.feature])
         if self.score is not None:
             return colorize_score(self.score)
-        r, config = self.config.render, self.config
         return colorize(
-            self.labels, self.steps, config.problem.class_names, config.gd.steps, r.shade, r.equalize,
-            config.engine.check_every,
-        )  # fmt: skip
+            self.labels, self.steps, self.class_names, config.gd.steps, r.shade, r.equalize, config.engine.check_every
+        )
 
     def _repr_png_(self) -> bytes:
         """PNG bytes of the image, for inline display in notebooks (at most 2048 px a side: a
@@ -91,7 +108,7 @@ class RenderResult:
             "y_param": plane.y.param,
             "x_scale": plane.x.scale,
             "y_scale": plane.y.scale,
-            "class_names": list(self.config.problem.class_names),
+            "class_names": list(self.class_names),
             "recipe_hash": self.meta.get("recipe_hash", ""),
         }
         return xarray.Dataset(data, coords={"x": self.x, "y": self.y}, attrs=attrs)
@@ -112,9 +129,9 @@ def override_values(config: Config) -> dict:
     return out
 
 
-def render_meta(config: Config, counts, elapsed_s: float, pixel_steps: int) -> dict:
+def render_meta(config: Config, counts, elapsed_s: float, pixel_steps: int, class_names=None) -> dict:
     """The `meta.json` of a render: classes and their pixel counts, precision, device, cost, recipe."""
-    names = config.problem.class_names
+    names = config.problem.class_names if class_names is None else class_names
     width, height = config.plane.x.n, config.plane.y.n
     return {
         "name": config.name,
@@ -163,15 +180,19 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     total = height * width
     labels = np.empty(total, dtype=np.uint8)
     steps = np.empty(total, dtype=np.int32)
-    executed = 0
+    executed, limits_seconds = 0, 0.0
     start_time = time.perf_counter()
     planned = tile is None
     tile = tile or tile_pixels(config)
     problem = config.problem
     scores = np.empty(total) if isinstance(problem, HasScore) else None
+    names = [n for n in feature_names(problem) if n != "attractor"] if config.render.features else []
+    features = {name: np.empty(total) for name in names}
+    cells, pixel_cell = Cells(), np.empty(total, np.int32)
     for start in range(0, total, tile):
         stop = min(start + tile, total)
-        result = run_range(config, start, stop, pad_to=tile if planned else 0)
+        coords = config.plane.coordinates(start, stop)
+        result = run_pixels(config, coords, pad_to=tile if planned else 0)
         labels[start:stop], steps[start:stop] = result.labels, result.steps
         if scores is not None:
             part = problem.score(result.state)
@@ -180,16 +201,37 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
             else:
                 scores[start:stop] = part
         executed += result.executed_pixel_steps
+        limits_start = time.perf_counter()
+        limits = tile_limits(config, coords, result, pad_to=tile if planned else 0)
+        for name in names:
+            features[name][start:stop] = limits.features[name]
+        pixel_cell[start:stop] = cells.add(limits, result.labels, start)
+        limits_seconds += time.perf_counter() - limits_start
         if progress is not None:
             progress(stop, total)
+    limits_start = time.perf_counter()
+    attractors = find_attractors(config, cells, problem.class_names)
+    class_names = tuple(problem.class_names)
+    if isinstance(problem, CustomProblem) and problem.discovers_minima:
+        labels = discovered_labels(labels, pixel_cell, attractors, FIRST_PROBLEM_CLASS)
+        class_names = class_names[: FIRST_PROBLEM_CLASS + 1 + attractors.discovered]
+    if config.render.features:
+        row = attractor_rows(pixel_cell, attractors)
+        features["attractor"] = np.where(row >= 0, row, np.nan)
+    limits_seconds += time.perf_counter() - limits_start
     elapsed = time.perf_counter() - start_time
     labels, steps = labels.reshape(height, width), steps.reshape(height, width)
-    counts = np.bincount(labels.ravel(), minlength=len(problem.class_names))
-    meta = render_meta(config, counts, elapsed, executed)
+    counts = np.bincount(labels.ravel(), minlength=len(class_names))
+    meta = render_meta(config, counts, elapsed, executed, class_names)
+    meta["features"] = list(features) if config.render.features else None
+    meta["features_s"] = round(limits_seconds, 4)  # features and attractors, within elapsed_s
+    meta["attractors"] = attractors.table
+    meta["attractors_found"] = attractors.total
     if config.analysis is not None and config.analysis.enabled:  # [analysis]: results go into meta.json
-        meta["analysis"] = analyze_render(labels, config)
+        meta["analysis"] = analyze_render(labels, config, class_names)
     score = None if scores is None else scores.reshape(height, width)
-    return RenderResult(labels, steps, meta, config, score)
+    shaped = {k: v.reshape(height, width) for k, v in features.items()} if config.render.features else None
+    return RenderResult(labels, steps, meta, config, score, shaped, class_names)
 
 
 def without_analysis(config: Config) -> Config:

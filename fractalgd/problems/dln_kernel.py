@@ -168,6 +168,9 @@ class DLNKernel(Kernel):
     def theta(self, state):
         return state[0]  # the step counter t is not a parameter
 
+    def with_theta(self, state, theta):
+        return theta, state[1]
+
     def rank(self, ws):
         """#{σᵢ(A_θ) > rank_tol·σ₁(A_θ)} per pixel, 0 where σ₁ ≤ rank_floor (‖A*‖₂ = 1 sets the scale)."""
         product = ws[0]
