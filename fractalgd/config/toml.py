@@ -53,11 +53,31 @@ def with_values(raw: dict, values: dict[str, Any]) -> dict:
     return raw
 
 
+# The two forms of a plane axis: setting a key of one replaces the other form given before it.
+AXIS_FORMS = (("min", "max"), ("center", "width"))
+
+
+def _replace_axis_form(raw: dict, parts: list[str]) -> None:
+    if len(parts) != 3 or parts[0] != "plane" or parts[1] not in ("x", "y"):
+        return
+    axis = raw.get("plane", {}).get(parts[1]) if isinstance(raw.get("plane"), dict) else None
+    for form, other in (AXIS_FORMS, AXIS_FORMS[::-1]):
+        if parts[2] in form and isinstance(axis, dict):
+            for key in other:
+                axis.pop(key, None)
+
+
 def apply_overrides(raw: dict, overrides) -> dict:
-    """A copy of `raw` with `key.path=value` overrides applied in order."""
+    """A copy of `raw` with `key.path=value` overrides applied in order.
+
+    `plane.x.center=…` (or width) replaces the axis's min/max, and `plane.x.min=…` (or max) its
+    center/width, so `--set` can re-aim a recipe's axis in either form.
+    """
     raw = copy.deepcopy(raw)
     for item in overrides:
-        set_dotted(raw, *parse_override(item))
+        parts, value = parse_override(item)
+        _replace_axis_form(raw, parts)
+        set_dotted(raw, parts, value)
     return raw
 
 
