@@ -36,25 +36,23 @@ def p1_label(u0, v0, y=0.5, lam=0.2, eta=1.0, steps=3000, dps=60) -> str:
         return "undecided"
 
 
-def p1_boundary(near, far, digits=40, **kw):
-    """A point of the nearest/farthest boundary on the segment near → far, by bisection to `digits`.
+def p1_boundary(inside, outside, digits=40, inside_labels=("nearest",), **kw):
+    """A boundary point on the segment inside → outside, by bisection to `digits`.
 
-    Returns (u, v) as mpmath numbers at `kw["dps"]` (default 60) digits; `near`, `far` must be
-    labelled "nearest" and "farthest".
+    A point counts as inside when its label is in `inside_labels` (default: the nearest/farthest
+    boundary, starting from a "nearest" and a "farthest" point; ("nearest", "farthest") bisects
+    the boundary of divergence). Returns (u, v) as mpmath numbers at `kw["dps"]` (default 60) digits.
     """
     dps = kw.get("dps", 60)
     with mpmath.workdps(dps):
-        a = [mpmath.mpf(x) for x in near]
-        b = [mpmath.mpf(x) for x in far]
+        a = [mpmath.mpf(x) for x in inside]
+        b = [mpmath.mpf(x) for x in outside]
         length = mpmath.sqrt((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2)
         while length > mpmath.mpf(10) ** -digits:
             mid = [(p + q) / 2 for p, q in zip(a, b, strict=True)]
-            label = p1_label(mid[0], mid[1], **kw)
-            if label == "nearest":
+            if p1_label(mid[0], mid[1], **kw) in inside_labels:
                 a = mid
-            elif label == "farthest":
-                b = mid
-            else:  # another class in between: keep the nearest side
+            else:
                 b = mid
             length /= 2
         return a[0], a[1]

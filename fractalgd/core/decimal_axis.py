@@ -30,8 +30,8 @@ def _context() -> decimal.Context:
 
 
 def parse_decimal(key: str, value) -> Decimal:
-    """A finite number from a TOML float/int (exactly) or a decimal string; ConfigError naming `key`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    """A finite number from a TOML float/int (exactly), a Decimal or a decimal string; ConfigError naming `key`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
         raise ConfigError(f"{key}: expected a number or a decimal string, got {value!r}")
     if isinstance(value, str):
         try:
