@@ -18,13 +18,15 @@ from fractal_sets import disk, half_plane, koch_curve, newton_basins, sierpinski
 from helpers import p1_config
 from typer.testing import CliRunner
 
-from fractalgd.analysis import AnalysisError
+from fractalgd.analysis import AnalysisError, fitrange
 from fractalgd.analysis.boundary import boundary_mask, sd_edges
 from fractalgd.analysis.boxcount import box_count, box_sizes, sd_box_count, sd_dimension
 from fractalgd.analysis.entropy import basin_entropy, wada_merge
+from fractalgd.analysis.methods import disagreements
 from fractalgd.cli import app
 from fractalgd.config import ConfigError
 from fractalgd.output import save_render
+from fractalgd.output.analysis_files import fit_plot
 from fractalgd.pipeline import analyze, render
 from fractalgd.pipeline.uncertainty import uncertainty_exponent
 
@@ -72,6 +74,53 @@ def test_counts_equal_the_box_by_box_definition():
         lattices = [(i, j) for i in steps for j in steps]
         expected = np.mean([_brute_force_counts(mask, size, i, j) for i, j in (lattices * 4)[:4]])
         assert count == pytest.approx(expected)
+
+
+def _brute_force_crack_count(labels, size, oy, ox):
+    """Boxes [r0 + ½, r0 + s + ½) × [c0 + ½, c0 + s + ½) meeting a unit crack segment, by geometry."""
+    h, w = labels.shape
+    rows, cols = np.nonzero(labels[:, :-1] != labels[:, 1:])  # crack x = c + 1, rows i .. i + 1
+    segments = [((c + 1, c + 1), (i, i + 1)) for i, c in zip(rows, cols, strict=True)]
+    rows, cols = np.nonzero(labels[:-1, :] != labels[1:, :])  # crack y = r + 1, cols j .. j + 1
+    segments += [((j, j + 1), (r + 1, r + 1)) for r, j in zip(rows, cols, strict=True)]
+
+    def first(offset):
+        return offset % size - size if offset % size else 0
+
+    total = 0.0
+    for r0 in range(first(oy), h, size):
+        for c0 in range(first(ox), w, size):
+            y0, x0 = r0 + 0.5, c0 + 0.5
+            hit = any(x[1] >= x0 and x[0] < x0 + size and y[1] >= y0 and y[0] < y0 + size for x, y in segments)
+            inside = (min(r0 + size, h) - max(r0, 0)) * (min(c0 + size, w) - max(c0, 0))
+            total += hit * inside / size**2
+    return total
+
+
+def test_crack_counts_equal_boxes_in_general_position_meeting_the_cracks():
+    rng = np.random.default_rng(5)
+    labels = (rng.random((19, 26)) < 0.3).astype(np.uint8) + (rng.random((19, 26)) < 0.1)
+    result = box_count(labels, mode="cracks", min_box=3, max_fraction=0.5, n_sizes=4, offsets=2, fit_range=(3, 9))
+    for size, count in zip(result.sizes, result.counts, strict=True):
+        steps = sorted({(k * int(size)) // 2 for k in range(2)})
+        lattices = ([(i, j) for i in steps for j in steps] * 4)[:4]
+        expected = np.mean([_brute_force_crack_count(labels, int(size), i, j) for i, j in lattices])
+        assert count == pytest.approx(expected)
+    pair = box_count(labels, mode="cracks", classes=(0, 2), fit_range=(4, 9), min_box=4, max_fraction=0.5, n_sizes=4)
+    assert np.all(pair.counts <= box_count(labels, mode="cracks", fit_range=(4, 9), min_box=4, max_fraction=0.5,
+                                           n_sizes=4).counts)  # fmt: skip
+    with pytest.raises(AnalysisError, match="mode='cracks'"):
+        box_count(boundary_mask(labels), classes=(0, 1))
+
+
+def test_admissible_sizes_sit_between_the_pixel_and_the_extent():
+    sizes = box_sizes((2048, 2048))  # 4 .. 256 px
+    lo, hi, note = fitrange.admissible(sizes, 1600)
+    assert sizes[lo] >= fitrange.FIT_MIN_BOX and sizes[hi] <= 1600 / 8 < sizes[hi + 1] and note == ""
+    lo, hi, note = fitrange.admissible(sizes, 160)  # a small set: 8..20 px spans < 8x, the floor comes down
+    assert sizes[lo] == 4 and sizes[hi] <= 20 and "below the 8-px floor" in note
+    lo, hi, note = fitrange.admissible(sizes, 20)  # tinier still: the cap goes up
+    assert hi - lo + 1 == fitrange.MIN_POINTS and "above" in note
 
 
 def test_box_count_returns_its_curve_and_honours_a_manual_range():
@@ -256,6 +305,38 @@ def test_analysis_result_has_the_issue_keys_and_no_nan():
         assert key in result
     assert _finite(result) and json.dumps(result)
     assert "wada" not in analyze(disk(256), ["out", "in"])
+
+
+def test_methods_carry_their_scales_and_disagreements_are_warned():
+    result = analyze(newton_basins(256), ["r0", "r1", "r2"])
+    assert set(result["methods"]) == {"boxcount", "sd"}
+    box, sd = result["methods"]["boxcount"], result["methods"]["sd"]
+    assert box["dimension"] == result["dimension"] and box["scales"] == [float(v) for v in result["fit_range"]]
+    assert sd["dimension"] == result["sd_dimension"] and sd["scales"][0] == 10 and sd["unit"] == "px"
+    near = {"boxcount": {"dimension": 1.26, "stderr": 0.01, "scales": [8, 128], "unit": "px"},
+            "sd": {"dimension": 1.30, "stderr": 0.01, "scales": [10, 2047], "unit": "px"}}  # fmt: skip
+    assert disagreements(near) == []  # 0.04 ≤ 3·√2·0.01 + 0.02
+    far = {**near, "uncertainty": {"dimension": 1.38, "stderr": 0.01, "scales": [1e-3, 3e-2], "unit": "of the view",
+                                   "scales_px": [2.0, 61.4]}}  # fmt: skip
+    lines = disagreements(far)
+    assert len(lines) == 2 and all("uncertainty exponent 1.380" in line for line in lines)
+    assert "box counting 1.260 ± 0.010 over 8–128 px" in lines[0] and "2–61.4 px" in lines[0]
+
+
+def test_fit_plot_draws_every_method(tmp_path):
+    result = analyze(disk(256), ["out", "in"])
+    assert fit_plot(result, tmp_path / "box.png").stat().st_size > 0
+    result = {**result, "method": "uncertainty", "fit_range": [1e-3, 3e-2],
+              "curve": {"epsilons": [1e-3, 3e-3, 1e-2, 3e-2], "fractions": [1e-3, 3e-3, 1e-2, 3e-2], "uncertain": [1] * 4},
+              "methods": {**result["methods"], "uncertainty": {"dimension": 1.0, "stderr": 0.02, "scales": [1e-3, 3e-2],
+                                                               "unit": "of the view", "scales_px": [0.3, 7.7]}}}  # fmt: skip
+    assert fit_plot(result, tmp_path / "unc.png").stat().st_size > 0
+
+
+def test_legacy_straight_window_rule_is_kept_on_request():
+    mask = boundary_mask(disk(512))
+    legacy = box_count(mask, flat_tol=0.05)
+    assert legacy.fit_range[0] == 4 and legacy.dimension == pytest.approx(1.0, abs=0.03) and legacy.stderr > 0
 
 
 # --- recipe and CLI -----------------------------------------------------------------------------

@@ -119,7 +119,8 @@ def test_every_shipped_config_renders_small(tmp_path):
 
 def test_bench_json_records(tmp_path):
     out = tmp_path / "bench.json"
-    result = runner.invoke(app, ["bench", "--size", "32", "--repeats", "1", "--json", str(out)])
+    cases = ["--case", "dense", "--case", "early_exit_lam0", "--case", "early_exit_lam0.05", "--case", "matrix4x4"]
+    result = runner.invoke(app, ["bench", "--size", "32", "--repeats", "1", "--json", str(out), *cases])
     assert result.exit_code == 0, result.output
     records = json.loads(out.read_text())
     cases = {r["case"] for r in records}
@@ -128,4 +129,17 @@ def test_bench_json_records(tmp_path):
         assert {"case", "impl", "median_s", "min_s", "pixel_steps_per_s"} <= r.keys()
         assert r["min_s"] <= r["median_s"]
         if r["impl"] == "engine":
-            assert r["speedup_vs_reference"] > 0 and r["floor_ratio"] > 0
+            assert r["speedup_vs_reference"] > 0 and r["floor_ratio"] > 0 and r["compile_s"] >= r["median_s"] * 0.5
+            assert r["problem"] in ("scalar", "matrix")
+
+
+def test_bench_flop_model_is_the_steps_own_arithmetic():
+    """XLA's count of P1's step: r = uv − y, η·r, then c·u − ηr·v and c·v − ηr·u: about 9–12 FLOP."""
+    from fractalgd.studies.bench import CASES, case_config, step_flops
+
+    by_name = {c.name: c for c in CASES}
+    assert 8 <= step_flops(case_config(by_name["dense"], 16, "float32")) <= 16
+    # 4×4 UᵀV: R (64 FMA), two gradients (2·64 FMA), the updates (32 FMA): ≈ 450 FLOP.
+    assert 350 <= step_flops(case_config(by_name["matrix4x4"], 16, "float32")) <= 700
+    for case in CASES:  # every problem has a model
+        assert step_flops(case_config(case, 8, "float32")) > 1

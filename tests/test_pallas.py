@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fractalgd.config import config_from_dict
+from fractalgd.core.jaxenv import x64
 from fractalgd.engine import EngineOptions, run_batch, uses_pallas
 from fractalgd.engine.pallas import run_batch_pallas
 
@@ -41,3 +42,23 @@ def test_backend_pallas_through_run_batch_on_cpu():
     xla = run_batch(kernel, state, hyper, EngineOptions(200, block=128, backend="xla"))
     pallas = run_batch(kernel, state, hyper, EngineOptions(200, block=128, backend="pallas"))
     np.testing.assert_array_equal(pallas.labels, xla.labels)
+
+
+@pytest.mark.parametrize("case", ["matrix4x4", "mlp_tanh16", "deep", "sensing", "dln_sgd", "custom"])
+def test_every_problem_runs_on_the_pallas_path_with_the_xla_labels(case):
+    """Kernels with array constants (targets, data, the observed set) pass them to Pallas as inputs."""
+    from fractalgd.pipeline import engine_options
+    from fractalgd.studies.bench import CASES, case_config
+
+    # The network's float32 matrix products are summed in an order XLA picks per fusion, and its
+    # converged/trainable line is chaotic: compare it in float64, where both paths agree exactly.
+    dtype = "float64" if case == "mlp_tanh16" else "float32"
+    with x64():
+        config = case_config(next(c for c in CASES if c.name == case), 12, dtype)
+        state, hyper = config.problem.initial(config.plane.coordinates(0, 144), np.dtype(dtype))
+        opts = engine_options(config)
+        opts = EngineOptions(min(opts.steps, 150), opts.check_every, 0, opts.unroll)
+        xla = run_batch(config.problem.kernel, state, hyper, opts)
+        pallas = run_batch_pallas(config.problem.kernel, state, hyper, opts, interpret=True)
+    np.testing.assert_array_equal(pallas.labels, xla.labels)
+    np.testing.assert_array_equal(pallas.steps, xla.steps)

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from fractalgd.cli import app
 from fractalgd.colour import class_colors
 from fractalgd.config import config_from_dict
-from fractalgd.explorer.server import make_server
+from fractalgd.explorer.server import TOKEN_HEADER, make_server
 from fractalgd.explorer.session import Explorer, RequestError, Superseded, view_config
 from fractalgd.output import RECIPE_CHUNK
 from fractalgd.pipeline import render
@@ -46,8 +46,8 @@ def server():
 
 def call(srv, path, body=None, raw: bytes | None = None, timeout=120):
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    headers = {"Content-Type": "application/json"}
-    request = urllib.request.Request(srv.url + path.lstrip("/"), data=data, headers=headers)
+    headers = {"Content-Type": "application/json", TOKEN_HEADER: srv.token}
+    request = urllib.request.Request(f"http://127.0.0.1:{srv.port}/{path.lstrip('/')}", data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             payload = response.read()
@@ -144,6 +144,7 @@ def test_malformed_requests_and_the_server_keeps_running(server):
     # A body announced as too large is refused before it is read.
     connection = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
     connection.putrequest("POST", "/api/render")
+    connection.putheader(TOKEN_HEADER, server.token)
     connection.putheader("Content-Length", str(2 << 20))
     connection.endheaders(b"{}")
     response = connection.getresponse()
@@ -278,3 +279,30 @@ def test_serve_cli_errors_are_one_line(tmp_path):
         port = taken.getsockname()[1]
         result = CliRunner().invoke(app, ["serve", "configs/p1-fig3.toml", "--port", str(port)])
     assert result.exit_code == 2 and "cannot listen" in result.output
+
+
+def test_serve_cli_prints_the_url_with_its_token_and_warns_off_loopback(monkeypatch):
+    from fractalgd.explorer.server import ExplorerServer
+
+    servers = []
+
+    def stop_at_once(self, *args, **kw):
+        servers.append(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ExplorerServer, "serve_forever", stop_at_once)
+    result = CliRunner().invoke(app, ["serve", "configs/p1-fig3.toml", "--port", "0"])
+    assert result.exit_code == 0, result.output
+    (local,) = servers
+    assert f"http://127.0.0.1:{local.port}/?token={local.token}" in result.output and "warning" not in result.output
+    result = CliRunner().invoke(app, ["serve", "configs/p1-fig3.toml", "--port", "0", "--host", "0.0.0.0"])
+    assert result.exit_code == 0, result.output
+    wide = servers[1]
+    assert wide.token != local.token and "warning: listening on every network interface" in result.output
+    assert "token" in result.output.split("warning", 1)[1] and "plain HTTP" in result.output
+    # Bound to every interface, the Host may also be this machine's name or an address of it.
+    port = wide.port
+    for host in (f"127.0.0.1:{port}", f"192.168.1.7:{port}", f"[fe80::1]:{port}", f"{socket.gethostname()}:{port}"):
+        assert wide.host_allowed(host), host
+    assert not wide.host_allowed(f"evil.example:{port}") and not wide.host_allowed(f"192.168.1.7:{port + 1}")
+    assert not local.host_allowed(f"192.168.1.7:{local.port}")

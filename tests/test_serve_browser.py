@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import threading
+import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from typer.testing import CliRunner
 
 from fractalgd.cli import app
 from fractalgd.explorer.server import make_server
-from fractalgd.explorer.session import view_config
+from fractalgd.explorer.session import SERVE_TILE, view_config
 from fractalgd.pipeline import render
 from tests.helpers import p1_config
 
@@ -51,7 +53,8 @@ def browser():
 
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1100, "height": 760}, accept_downloads=True)
+    # bypass_csp: Playwright evaluates the tests' string predicates, which the page's CSP (no eval) forbids.
+    context = browser.new_context(viewport={"width": 1100, "height": 760}, accept_downloads=True, bypass_csp=True)
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -197,3 +200,168 @@ def test_bad_override_shows_the_error_and_the_page_recovers(page):
     page.press("#overrides", "Enter")
     wait_rendered(page, before)
     assert "error" not in page.get_attribute("#status", "class")
+
+
+# --- issue 19: axes, Save PNG, progress ----------------------------------------------------------
+
+
+def test_axes_show_ticks_names_and_bounds_of_the_view(page):
+    ticks = page.evaluate("explorer.axisTicks")
+    assert [t["label"] for t in ticks["x"]["ticks"]] == ["−4", "−2", "0", "2", "4"] and ticks["x"]["note"] == ""
+    assert [t["at"] for t in ticks["y"]["ticks"]] == [-4, -2, 0, 2, 4]
+    before = seq(page)
+    drag(page, (160, 160), (320, 320))  # u0 ∈ [−2, 0], v0 ∈ [0, 2]
+    wait_rendered(page, before)
+    ticks = page.evaluate("explorer.axisTicks")
+    assert [t["label"] for t in ticks["x"]["ticks"]] == ["−2.0", "−1.5", "−1.0", "−0.5", "0"]
+    assert all(0 <= t["at"] <= 2 for t in ticks["y"]["ticks"])
+    # The labels' rules, in the page itself: factors for tiny values, offsets for deep zooms, and
+    # powers of ten on log10 axes (the view in decades).
+    assert page.evaluate("linearTicks(1e-7, 3e-7, 6)")["note"] == "×10⁻⁷"
+    deep = page.evaluate("linearTicks(1.2345678901234, 1.2345678901434, 6)")
+    assert deep["note"] == {"ref": "1.234567890135", "unit": "10⁻¹²"}
+    assert [t["label"] for t in deep["ticks"]] == ["−10", "−5", "0", "+5"]
+    assert [t["label"] for t in page.evaluate("logTicks(-20, 10, 6)")["ticks"]][:3] == ["10⁻²⁰", "10⁻¹⁵", "10⁻¹⁰"]
+    decades = page.evaluate("logTicks(-2, 0.3, 6)")["ticks"]
+    assert [t["label"] for t in decades] == ["10⁻²", "2×10⁻²", "5×10⁻²", "10⁻¹", "2×10⁻¹", "5×10⁻¹", "10⁰"]
+    assert decades[1]["at"] == pytest.approx(math.log10(0.02))
+    # The axes canvas frames the image: its pixels around the image are drawn (ticks, labels).
+    drawn = page.evaluate(
+        """() => { const c = document.getElementById('axes'); const g = c.getContext('2d');
+                   const d = g.getImageData(0, c.height - 60, c.width, 60).data;
+                   let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"""
+    )
+    assert drawn > 500
+
+
+def test_save_png_downloads_the_image_with_its_recipe(page, server, tmp_path):
+    from PIL import Image
+
+    from fractalgd.config import config_from_dict
+    from fractalgd.output import RECIPE_CHUNK
+
+    before = seq(page)
+    drag(page, (100, 300), (300, 500))
+    view = wait_rendered(page, before)
+    assert page.locator("#save-png").is_enabled()
+    with page.expect_download() as download:
+        page.click("#save-png")
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    assert path.name == "p1-fig3-view.png"
+    image = Image.open(path)
+    image.load()
+    assert image.size == (RES, RES)
+    config = config_from_dict(tomllib.loads(image.text[RECIPE_CHUNK]))
+    assert config.plane.x.center == pytest.approx(view["x"]["center"]) and config.plane.x.width == pytest.approx(view["x"]["width"])
+    served, _ = server.explorer.labels(page.evaluate("explorer.shown.renderId"))
+    np.testing.assert_array_equal(render(config).labels, served)
+
+
+def test_slow_renders_show_progress_and_an_eta(page, server):
+    explorer = server.explorer
+    texts = []
+    explorer.tile, explorer.on_tile = 1024, lambda *a: time.sleep(0.25)  # 9 tiles of 0.25 s at 96²
+    try:
+        with explorer._engine:  # first the engine is busy: the page says it waits
+            before = seq(page)
+            page.click("#reset")
+            page.wait_for_function("document.getElementById('progress-text').textContent.includes('waiting')",
+                                   timeout=20_000)  # fmt: skip
+            texts.append(page.inner_text("#progress-text"))
+        deadline = time.monotonic() + 60
+        while not page.evaluate("explorer.shown && explorer.shown.full && explorer.shown.seq === explorer.seq") and time.monotonic() < deadline:
+            if page.is_visible("#progress"):
+                texts.append(page.inner_text("#progress-text"))
+            time.sleep(0.05)
+        wait_rendered(page, before)
+    finally:
+        explorer.tile, explorer.on_tile = SERVE_TILE, None
+    assert any("waiting for the engine" in t for t in texts)
+    assert any(f"{RES}×{RES}: " in t and "%" in t and "left" in t for t in texts), texts
+    assert not page.is_visible("#progress") and "error" not in page.get_attribute("#status", "class")
+
+
+def test_the_page_works_under_its_content_security_policy(browser, server):
+    # No bypass here: the page's own script, styles, images and downloads must pass its CSP.
+    context = browser.new_context(viewport={"width": 1100, "height": 760})
+    page = context.new_page()
+    messages = []
+    page.on("console", lambda message: messages.append(message.text))
+    page.on("pageerror", lambda error: messages.append(str(error)))
+    response = page.goto(server.url)
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    deadline = time.monotonic() + 60
+    while not page.evaluate("() => !!(window.explorer && explorer.shown && explorer.shown.full)"):
+        assert time.monotonic() < deadline, messages
+        time.sleep(0.1)
+    context.close()
+    assert not [m for m in messages if "Content Security Policy" in m or "Refused" in m], messages
+
+
+def test_a_hostile_page_cannot_drive_the_explorer(browser, server, monkeypatch):
+    # A page of another site on this machine (http://localhost:OTHER, so the browser lets its requests
+    # reach 127.0.0.1) tries the requests a drive-by page would: they arrive and are refused.
+    import http.server
+
+    import fractalgd.explorer.session as session
+    from fractalgd.explorer.server import Handler
+
+    calls, refused = [], []
+    monkeypatch.setattr(session, "render", lambda *a, **k: calls.append(a))
+    answer_error = Handler.answer_error
+
+    def record(self, status, data, *rest):
+        refused.append((self.command, self.path.split("?")[0], status))
+        return answer_error(self, status, data, *rest)
+
+    monkeypatch.setattr(Handler, "answer_error", record)
+
+    class Evil(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = b"<!doctype html><title>evil</title>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    evil = http.server.HTTPServer(("127.0.0.1", 0), Evil)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"http://localhost:{evil.server_address[1]}/")
+    outcome = page.evaluate(
+        """async ([bases, token]) => {
+            const body = JSON.stringify({client: "evil", view: {x: {center: 0, width: 8}, y: {center: 0, width: 8}},
+                                         resolution: [8, 8]});
+            const out = {};
+            const attempt = async (name, url, init) => {
+              try { const r = await fetch(url, init); out[name] = r.type === "opaque" ? "opaque" : await r.text(); }
+              catch (e) { out[name] = "blocked"; }
+            };
+            for (const [i, base] of bases.entries()) {
+              await attempt(`simple${i}`, base + "/api/render", {method: "POST", mode: "no-cors", body,
+                                                                 headers: {"Content-Type": "text/plain"}});
+              await attempt(`json${i}`, base + "/api/render", {method: "POST", body,
+                                                               headers: {"Content-Type": "application/json"}});
+              await attempt(`token${i}`, base + "/api/render?token=" + token, {method: "POST", mode: "no-cors", body});
+              await attempt(`config${i}`, base + "/api/config", {});
+            }
+            return out;
+        }""",
+        [[f"http://127.0.0.1:{server.port}", f"http://localhost:{server.port}"], "guessed"],
+    )
+    context.close()
+    evil.shutdown()
+    evil.server_close()
+    print("hostile page:", outcome, "refused:", refused)
+    assert all(outcome[f"{kind}{i}"] in ("opaque", "blocked") for kind in ("simple", "token") for i in (0, 1))
+    assert all(outcome[f"{kind}{i}"] == "blocked" for kind in ("json", "config") for i in (0, 1))  # nothing readable
+    assert calls == [] and server.explorer.current("evil") == 0
+    # The requests did reach the server, and each was refused there (403 Origin / Sec-Fetch-Site,
+    # 405 for a CORS preflight).
+    assert ("POST", "/api/render", 403) in refused and all(status in (403, 405) for _, _, status in refused)

@@ -12,9 +12,11 @@ import math
 import numpy as np
 
 from fractalgd.analysis import AnalysisError
-from fractalgd.analysis.boundary import as_labels, boundary_mask
+from fractalgd.analysis.boundary import as_labels
 from fractalgd.analysis.boxcount import box_count, sd_box_count
+from fractalgd.analysis.cracks import counted_boundary
 from fractalgd.analysis.entropy import basin_entropy, wada_merge
+from fractalgd.analysis.methods import disagreements, summary, uncertainty_summary
 
 METHODS = ("boxcount", "sd", "uncertainty")
 MAX_BOUNDARY_FRACTION = 0.5  # above it the boundary is not resolved: noise, or riddled basins
@@ -56,6 +58,15 @@ def _check_finite(value, key="result"):
         raise AnalysisError(f"{key} is not finite ({value}): the image does not support this estimate")
 
 
+def _box_fit(labels, mask, pair, ignore, box_options: dict | None):
+    """`box_count` of the counted boundary: on its cracks unless `box_options` names another mode."""
+    options = dict(box_options or {})
+    mode = options.pop("mode", "cracks")
+    if mode == "cracks":
+        return box_count(labels, mode="cracks", classes=pair, ignore=ignore, **options)
+    return box_count(mask if mode == "occupied" else labels, mode=mode, **options)
+
+
 def analyze(
     labels,
     class_names,
@@ -81,15 +92,20 @@ def analyze(
             `boxcount`), "sd" (Sohl-Dickstein's median of local slopes) or "uncertainty"
             (D = 2 − α; needs `config`, re-runs the engine).
         config: the render's Config (only for method="uncertainty").
-        box_options, uncertainty_options: keyword arguments for `box_count` / `uncertainty_exponent`.
+        box_options, uncertainty_options: keyword arguments for `box_count` / `uncertainty_exponent`
+            (box counting runs on the cracks, `mode="cracks"`, unless box_options gives a mode).
         uncertainty_fn: the engine re-run of method="uncertainty" (`fractalgd.pipeline.uncertainty_exponent`;
             this module runs no engine).
 
     Returns:
         dict with `dimension`, `stderr`, `fit_range`, `method`, `curve` (the curve of the chosen
-        method), `boxcount` (our fit in full), `sd_dimension`, `sd_local_slopes`, `basin_entropy`,
+        method), `boxcount` (our fit in full), `sd_dimension`, `sd_local_slopes`, `methods` (each
+        method's dimension, stderr and scale range, `methods.summary`), `basin_entropy`,
         `boundary_basin_entropy`, `entropy` (details), `wada` (three classes or more), `classes`,
-        `boundary_pixels`, `resolution`, `warnings`. Degenerate input raises AnalysisError.
+        `ignored_classes` (classes that sat out the boundary, `counted_boundary`),
+        `boundary_pixels`, `resolution`, `warnings` (the box fit's, and one per pair of methods
+        that disagree beyond their errors, `methods.disagreements`). Degenerate input raises
+        AnalysisError.
     """
     if method not in METHODS:
         raise AnalysisError(f"method: must be one of {', '.join(METHODS)}, got '{method}'")
@@ -105,26 +121,30 @@ def analyze(
         for cls in pair:
             if cls not in present:
                 raise AnalysisError(f"classes: '{_name(class_names, cls)}' does not occur in the image")
-    mask = boundary_mask(labels, pair)
+    mask, ignore = counted_boundary(labels, pair)
     fraction = float(mask.mean())
     if fraction > MAX_BOUNDARY_FRACTION:
         raise AnalysisError(
             f"{fraction:.0%} of the pixels are boundary pixels: the boundary is not resolved at this resolution "
             "(noise or riddled basins); zoom in or render more pixels"
         )
-    fit = box_count(mask, **(box_options or {}))
+    fit = _box_fit(labels, mask, pair, ignore, box_options)
     warnings = list(fit.warnings)
     result = {
         "method": method,
         "classes": [_name(class_names, c) for c in pair] if pair else "all",
+        "ignored_classes": [_name(class_names, c) for c in ignore],
         "resolution": [int(labels.shape[1]), int(labels.shape[0])],
         "boundary_pixels": int(mask.sum()),
         "boxcount": fit.to_dict(),
     }
+    methods = {"boxcount": summary(fit.dimension, fit.stderr, fit.fit_range, graph=fit.graph)}
     try:
         sd = sd_box_count(labels, pair)
         result["sd_dimension"] = sd.dimension
         result["sd_local_slopes"] = [float(v) for v in sd.local_slopes]
+        result["sd_sizes"] = [int(v) for v in sd.sizes]
+        methods["sd"] = summary(sd.dimension, sd.stderr, sd.fit_range)
     except AnalysisError as error:
         sd = None
         result["sd_dimension"] = None
@@ -159,6 +179,8 @@ def analyze(
         curve = {key: unc[key] for key in ("epsilons", "fractions", "uncertain")}
         result["alpha"] = unc["alpha"]
         result["n_points"] = unc["n_points"]
-    result = {**chosen, **result, "curve": curve, "warnings": warnings}
+        methods["uncertainty"] = uncertainty_summary(unc, labels.shape)
+    warnings += disagreements(methods)
+    result = {**chosen, **result, "methods": methods, "curve": curve, "warnings": warnings}
     _check_finite(result)
     return result

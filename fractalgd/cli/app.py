@@ -182,9 +182,10 @@ def bench_cli(
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs per case.")] = 5,
     dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64.")] = "float32",
     size: Annotated[int | None, typer.Option("--size", min=16, max=16384, help="Grid side (default 1024 CPU, 4096 GPU).")] = None,
+    case: Annotated[list[str] | None, typer.Option("--case", help="Only these cases or problem kinds (repeatable).")] = None,
     force: ForceOpt = False,
 ) -> None:
-    """P1 engine against the reference pattern (Sohl-Dickstein's step loop), same process."""
+    """Every problem's engine against its FLOP floor and the reference pattern (Sohl-Dickstein's step loop)."""
     from fractalgd.output import write_json_atomic
     from fractalgd.output.files import check_file_target
     from fractalgd.studies.bench import format_table, run_bench
@@ -194,7 +195,10 @@ def bench_cli(
     if json_out is not None:
         check_file_target(json_out, force, "--json")
     with progress_bar("bench") as update:
-        records = run_bench(quick=quick, repeats=repeats, dtype=dtype, progress=update, size=size)
+        records = run_bench(quick=quick, repeats=repeats, dtype=dtype, progress=update, size=size,
+                            cases=tuple(case) if case else None)  # fmt: skip
+    if not records:
+        raise fail(f"--case: no case named {', '.join(case or [])}")
     typer.echo(format_table(records))
     if json_out is not None:
         write_json_atomic(json_out, records)
@@ -213,7 +217,7 @@ def zoom_cli(
     from fractalgd.output.study_dirs import check_study_dir
     from fractalgd.studies.video import VideoError, write_video
     from fractalgd.studies.zoom import load_zoom, render_keyframes
-    from fractalgd.studies.zoom_dimension import dimension_csv, dimension_table
+    from fractalgd.studies.zoom_dimension import dimension_csv, dimension_table, pooled_dimension
 
     spec, base = load_zoom(config, set_ or [])
     out_dir = out or Path("outputs") / base.name
@@ -228,6 +232,7 @@ def zoom_cli(
     write_text_atomic(out_dir / "dimension.csv", dimension_csv(rows))
     plot_dimension(rows, pooled, out_dir / "dimension.png", title=base.name)
     summary["pooled_median_dimension"] = pooled
+    summary["pooled_dimension"] = pooled_dimension(rows)  # D over keyframes, with its scatter and error
     try:
         with progress_bar("video frames") as update:
             summary["frames"] = write_video(spec, run.keyframes, base, out_dir / "zoom.mp4", progress=update)
@@ -248,11 +253,16 @@ def zoom_cli(
 def serve_cli(
     config: ConfigArg = None,
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0: any free port).")] = 8000,
-    host: Annotated[str, typer.Option("--host", help="Address to bind (127.0.0.1: this machine only).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind (127.0.0.1: this machine only; others expose it, with a warning).")
+    ] = "127.0.0.1",
     resolution: Annotated[int, typer.Option("--resolution", min=8, max=4096, help="Longer image side.")] = 512,
     set_: SetOpt = None,
 ) -> None:
-    """Interactive explorer in the browser: zoom, pan, class fractions, D, recipe and zoom export."""
+    """Interactive explorer in the browser: zoom, pan, class fractions, D, recipe and zoom export.
+
+    Prints the page's URL with a random token: only a page opened from that URL can use the server.
+    """
     from fractalgd.config import load_config
     from fractalgd.explorer.server import serve
 

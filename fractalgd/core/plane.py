@@ -145,7 +145,12 @@ class Plane:
 
     def coordinates(self, start: int, stop: int) -> dict[str, np.ndarray]:
         """Physical coordinates of the flat pixels [start, stop) (row-major, row 0 at the top)."""
-        row, col = np.divmod(np.arange(start, stop, dtype=np.int64), self.x.n)
+        w = self.x.n
+        if start % w == 0 and stop % w == 0:  # whole rows: W + H coordinates, tiled (the same values)
+            rows = np.arange(start // w, stop // w)
+            return {self.x.param: np.tile(self.column_values(), len(rows)),
+                    self.y.param: np.repeat(self.y.values(self.y.n - 1 - rows), w)}  # fmt: skip
+        row, col = np.divmod(np.arange(start, stop, dtype=np.int64), w)
         return self.pixel_coordinates(row, col)
 
     def coordinates_dd(self, start: int, stop: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:

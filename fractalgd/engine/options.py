@@ -25,5 +25,5 @@ class EngineResult:
 
     labels: np.ndarray  # (n,) uint8
     steps: np.ndarray  # (n,) int32
-    state: tuple  # final state, arrays (..., n)
+    state: tuple  # final state, arrays (..., n) (JAX arrays on the device; np.asarray copies one out)
     executed_pixel_steps: int  # steps actually run, summed over pixels (padding excluded)

@@ -30,34 +30,60 @@ def _spec(shape, block: int):
     return pl.BlockSpec((*shape[:-1], block), lambda i: (*([0] * lead), i))
 
 
+def _full_spec(shape):
+    """Block spec of an array every program reads whole (a constant of the kernel)."""
+    return pl.BlockSpec(tuple(shape), lambda i: (0,) * len(shape))
+
+
 @functools.lru_cache(maxsize=32)
 def _compiled(kernel, opts: EngineOptions, treedef, shapes: tuple, hyper_keys: tuple, interpret: bool):
     n = shapes[0][-1]
     blocks = n // opts.block
     state_shapes, dtype = shapes[:-1], shapes[-1]
-    n_state = len(state_shapes)
+    n_state, n_hyper = len(state_shapes), len(hyper_keys)
+
+    def run_block(state_leaves, hyper_leaves):
+        state0 = jax.tree_util.tree_unflatten(treedef, list(state_leaves))
+        hyper = dict(zip(hyper_keys, hyper_leaves, strict=True))
+        labels, steps, state, t = block_runner(kernel, opts, {}, skip_with_cond=True)((state0, hyper))
+        return labels, steps, jax.tree_util.tree_leaves(state), t
+
+    # A Pallas body may not capture array constants (a target matrix, a dataset): trace the block
+    # once, and pass the constants of its jaxpr as inputs that every program reads whole.
+    example = (
+        [jax.ShapeDtypeStruct((*s[:-1], opts.block), dtype) for s in state_shapes],
+        [jax.ShapeDtypeStruct((opts.block,), dtype)] * n_hyper,
+    )
+    closed = jax.make_jaxpr(run_block)(*example)
+    consts = [jnp.asarray(c) for c in closed.consts]
+    out_tree = jax.tree_util.tree_structure(jax.eval_shape(run_block, *example))
+
+    def converted(state_leaves, hyper_leaves, *const_values):
+        flat = jax.core.eval_jaxpr(closed.jaxpr, list(const_values), *state_leaves, *hyper_leaves)
+        return jax.tree_util.tree_unflatten(out_tree, flat)
 
     def body(*refs):
-        state_refs, hyper_refs = refs[:n_state], refs[n_state : n_state + len(hyper_keys)]
-        labels_ref, steps_ref, t_ref, *state_out = refs[n_state + len(hyper_keys) :]
-        state0 = jax.tree_util.tree_unflatten(treedef, [r[...] for r in state_refs])
-        hyper = {k: r[...] for k, r in zip(hyper_keys, hyper_refs, strict=True)}
-        run_block = block_runner(kernel, opts, {}, skip_with_cond=True)
-        labels, steps, state, t = run_block((state0, hyper))
+        state_refs, hyper_refs = refs[:n_state], refs[n_state : n_state + n_hyper]
+        const_refs = refs[n_state + n_hyper : n_state + n_hyper + len(consts)]
+        labels_ref, steps_ref, t_ref, *state_out = refs[n_state + n_hyper + len(consts) :]
+        labels, steps, state, t = converted(
+            [r[...] for r in state_refs], [r[...] for r in hyper_refs], *[r[...] for r in const_refs]
+        )
         labels_ref[...] = labels
         steps_ref[...] = steps
         t_ref[...] = jnp.full(t_ref.shape, t, jnp.int32)
-        for ref, leaf in zip(state_out, jax.tree_util.tree_leaves(state), strict=True):
+        for ref, leaf in zip(state_out, state, strict=True):
             ref[...] = leaf
 
     pixel = jax.ShapeDtypeStruct((n,), jnp.int32)
     out_shape = [pixel, pixel, pixel] + [jax.ShapeDtypeStruct(s, dtype) for s in state_shapes]
-    in_specs = [_spec(s, opts.block) for s in state_shapes] + [_spec((n,), opts.block)] * len(hyper_keys)
+    in_specs = [_spec(s, opts.block) for s in state_shapes] + [_spec((n,), opts.block)] * n_hyper
+    in_specs += [_full_spec(c.shape) for c in consts]
     out_specs = [_spec((n,), opts.block)] * 3 + [_spec(s, opts.block) for s in state_shapes]
     call = pl.pallas_call(
         body, out_shape=out_shape, grid=(blocks,), in_specs=in_specs, out_specs=out_specs, interpret=interpret
     )
-    return jax.jit(call)
+    return jax.jit(lambda *args: call(*args, *consts))
 
 
 @with_x64

@@ -10,7 +10,14 @@ input, `Superseded` for a cancelled render); `fractalgd.serve` turns that into H
 Cancellation: each client id has a generation counter; a new render request takes the next
 generation, and a render checks between tiles (`fractalgd.pipeline.render` with a raising progress callback) that its
 generation is still the newest, so one superseded by a newer request of the same client stops
-early. One engine run at a time over all clients (the engine already uses every device).
+early. One engine run at a time over all clients (the engine already uses every device); at most
+MAX_WAITING renders of other clients wait for it (503 beyond), a superseded one leaves the queue at once.
+
+Bounds: a request changes only the view, the resolution and `allowed_overrides` (never the
+problem's kind, a loss, a path or the engine), costs at most MAX_PIXEL_STEPS pixel-steps and must
+fit in memory (`fractalgd.pipeline.cost`), and one engine call holds at most about
+`TILE_PIXEL_STEPS` pixel-steps (`tile_pixels`), so a render stops within one short tile.
+`progress(client)` reports the running render (tiles done, elapsed, ETA) for the page's progress bar.
 """
 
 from __future__ import annotations
@@ -22,10 +29,11 @@ import time
 from collections import OrderedDict
 from dataclasses import replace
 
+import jax
 import numpy as np
 
-from fractalgd.analysis.boundary import boundary_mask
 from fractalgd.analysis.boxcount import box_count
+from fractalgd.analysis.cracks import counted_boundary
 from fractalgd.colour import class_colors, colorize
 from fractalgd.config import Config, ConfigError, dump_toml, parse_override, parse_zoom
 from fractalgd.core.decimal_axis import dd_text, parse_decimal, to_dd
@@ -33,21 +41,36 @@ from fractalgd.core.plane import View
 from fractalgd.core.precision import FLOAT_DTYPES, check_range, resolvable_dtype
 from fractalgd.output.png import png_bytes
 from fractalgd.pipeline import render
+from fractalgd.pipeline.cost import check, estimate
 from fractalgd.problems.dd import top_dtype
 
 MAX_SIDE = 4096  # pixels per image side (4096² is the paper's final resolution, anchors.md §1.3)
 MAX_STEPS = 100_000  # gd.steps an interactive request may ask for
-SERVE_TILE = 1 << 16  # pixels per engine call: a superseded render stops within one tile
+MAX_PIXEL_STEPS = 4096 * 4096 * 2000  # ≈ 3.4e10: the most nominal pixel-steps one request may cost
+SERVE_TILE = 1 << 16  # pixels per engine call at most: a superseded render stops within one tile
+MIN_TILE = 256  # pixels per engine call at least
+TILE_PIXEL_STEPS = {"cpu": 1 << 24}  # pixel-steps per engine call by backend (≈ 1.5 s of deep-p2 on 2 CPU cores)
+OTHER_TILE_PIXEL_STEPS = 1 << 28  # GPUs and TPUs: ~10² times the CPU's rate
+MAX_WAITING = 16  # renders (of other clients) that may wait for the engine; 503 beyond
+RETRY_AFTER_S = 2  # the Retry-After of a 503
 CACHE_SIZE = 8  # full renders kept for "D of this view"
 MAX_CLIENTS = 256
+MAX_MESSAGE = 400  # characters of an error message (they quote the offending value)
+
+# The keys each endpoint reads; any other key is refused (a request cannot smuggle in a recipe).
+RENDER_KEYS = {"client", "view", "resolution", "overrides"}
+RECIPE_KEYS = RENDER_KEYS
+ZOOM_KEYS = RENDER_KEYS | {"keyframes", "factor", "frames_per_doubling", "fps"}
+DIMENSION_KEYS = {"client", "render_id", "classes"}
 
 
 class RequestError(ValueError):
-    """A request that cannot be served; `status` is the HTTP code (4xx)."""
+    """A request that cannot be served; `status` is the HTTP code, `headers` extra answer headers."""
 
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
+    def __init__(self, message: str, status: int = 400, headers: dict | None = None):
+        super().__init__(message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…")
         self.status = status
+        self.headers = headers or {}
 
 
 class Superseded(RuntimeError):
@@ -75,6 +98,45 @@ def _center(key: str, value) -> tuple[float, float]:
 def center_value(pair: tuple[float, float]):
     """A parsed centre for a recipe: the float, or a decimal string when it has a lo part."""
     return dd_text(*pair) if pair[1] else pair[0]
+
+
+def check_keys(body: dict, allowed: set[str]) -> None:
+    """RequestError for keys of `body` that the endpoint does not read."""
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise RequestError(f"{unknown[0]}: not a key of this request (keys: {', '.join(sorted(allowed))})")
+
+
+def parse_client(body: dict) -> str:
+    client = body.get("client", "anonymous")
+    if not isinstance(client, str) or not 0 < len(client) <= 64:
+        raise RequestError(f"client: expected an id string of 1..64 characters, got {client!r}")
+    return client
+
+
+def tile_pixels(steps: int, backend: str | None = None) -> int:
+    """Pixels per engine call for `steps` steps: a power of two in MIN_TILE..SERVE_TILE holding
+    at most the backend's TILE_PIXEL_STEPS (one shape per step count: no recompiles between tiles)."""
+    backend = backend or jax.default_backend()
+    budget = TILE_PIXEL_STEPS.get(backend, OTHER_TILE_PIXEL_STEPS) // max(steps, 1)
+    return max(MIN_TILE, min(SERVE_TILE, 1 << max(budget, 1).bit_length() - 1))
+
+
+def check_cost(config: Config):
+    """RequestError (413, naming the key and the estimate) for a view too costly to render here."""
+    cost = estimate(config, tiled=False, calibrate=False)
+    w, h = config.plane.resolution
+    if cost.pixel_steps > MAX_PIXEL_STEPS:
+        raise RequestError(
+            f"gd.steps: {w}×{h} px × {config.gd.steps:,} steps = {cost.pixel_steps:.3g} pixel-steps, at most "
+            f"{MAX_PIXEL_STEPS:.3g} per view here; lower gd.steps or the resolution",
+            413,
+        )
+    try:
+        check(cost, config)
+    except ConfigError as error:  # CostError: memory
+        raise RequestError(str(error), 413) from None
+    return cost
 
 
 def parse_view(view) -> dict:
@@ -212,24 +274,91 @@ class Explorer:
         self.tile = tile
         self.on_tile = on_tile  # test hook: on_tile(client, generation, done, total)
         self._engine = threading.Lock()  # one engine run at a time
-        self._state = threading.Lock()  # guards the counters and the cache
+        self._state = threading.Lock()  # guards the counters, the queue, the progress and the cache
         self._generation: OrderedDict[str, int] = OrderedDict()
+        self._waiting: set[tuple[str, int]] = set()  # (client, generation) waiting for the engine
+        self._progress: OrderedDict[str, dict] = OrderedDict()
         self._cache: OrderedDict[int, tuple] = OrderedDict()
         self._next_id = 0
 
-    # --- generations -----------------------------------------------------------------------------
+    # --- generations, the queue and progress -----------------------------------------------------
 
     def new_generation(self, client: str) -> int:
         with self._state:
-            gen = self._generation.pop(client, 0) + 1
-            self._generation[client] = gen
-            while len(self._generation) > MAX_CLIENTS:
-                self._generation.popitem(last=False)
-            return gen
+            return self._next_generation(client)
+
+    def _next_generation(self, client: str) -> int:
+        gen = self._generation.pop(client, 0) + 1
+        self._generation[client] = gen
+        while len(self._generation) > MAX_CLIENTS:
+            self._generation.popitem(last=False)
+        return gen
 
     def current(self, client: str) -> int:
         with self._state:
             return self._generation.get(client, 0)
+
+    def _enqueue(self, client: str, pixels: int, resolution) -> int:
+        """A new generation for `client`, waiting for the engine; 503 if the queue is full."""
+        with self._state:
+            others = [c for c, g in self._waiting if c != client and self._generation.get(c) == g]
+            if len(others) >= MAX_WAITING:
+                raise RequestError(
+                    f"busy: {len(others)} renders are waiting for the engine; try again in {RETRY_AFTER_S} s",
+                    503, {"Retry-After": str(RETRY_AFTER_S)},
+                )  # fmt: skip
+            gen = self._next_generation(client)
+            self._waiting.add((client, gen))
+            now = time.monotonic()
+            self._progress.pop(client, None)
+            self._progress[client] = {"generation": gen, "state": "waiting", "resolution": list(resolution),
+                                      "done": 0, "total": pixels, "queued_at": now, "started_at": None,
+                                      "first_tile": None, "elapsed_s": None}  # fmt: skip
+            while len(self._progress) > MAX_CLIENTS:
+                self._progress.popitem(last=False)
+            return gen
+
+    def _update(self, client: str, gen: int, **values) -> None:
+        with self._state:
+            entry = self._progress.get(client)
+            if entry is not None and entry["generation"] == gen:
+                entry.update(values)
+
+    def _acquire_engine(self, client: str, gen: int) -> None:
+        """Wait for the engine; a render superseded while it waits leaves the queue at once."""
+        try:
+            while not self._engine.acquire(timeout=0.05):
+                if self.current(client) != gen:
+                    raise Superseded(f"render {gen} of client {client} superseded")
+        finally:
+            with self._state:
+                self._waiting.discard((client, gen))
+
+    def progress(self, client) -> dict:
+        """The newest render of `client`: state (waiting, rendering, done, superseded, failed, idle),
+        pixels done of total, the renders ahead in the queue, elapsed seconds and an ETA."""
+        if not isinstance(client, str) or not 0 < len(client) <= 64:
+            raise RequestError(f"client: expected an id string of 1..64 characters, got {client!r}")
+        now = time.monotonic()
+        with self._state:
+            entry = self._progress.get(client)
+            if entry is None:
+                return {"client": client, "state": "idle"}
+            entry = dict(entry)
+            ahead = sum(1 for c, g in self._waiting if self._generation.get(c) == g and c != client)
+        done, total = entry["done"], entry["total"]
+        answer = {"client": client, "generation": entry["generation"], "state": entry["state"],
+                  "resolution": entry["resolution"], "done": done, "total": total,
+                  "fraction": done / total if total else 1.0, "eta_s": None}  # fmt: skip
+        if entry["state"] == "waiting":
+            answer["queued"] = ahead + 1  # the running render and the other waiting ones, roughly
+            answer["elapsed_s"] = now - entry["queued_at"]
+        elif entry["state"] == "rendering":
+            answer["elapsed_s"] = now - entry["started_at"]
+            answer["eta_s"] = eta(entry, now)
+        else:
+            answer["elapsed_s"] = entry["elapsed_s"]
+        return answer
 
     # --- endpoints -------------------------------------------------------------------------------
 
@@ -244,22 +373,38 @@ class Explorer:
             "axes": {"x": axis_json(plane.x), "y": axis_json(plane.y)},
             "resolution": self.resolution,
             "max_side": MAX_SIDE,
+            "max_pixel_steps": MAX_PIXEL_STEPS,
+            "steps": self.base.gd.steps,
+            "overrides": list(allowed_overrides(self.base)),
             "class_names": list(self.base.problem.class_names),
             "colors": hex_colors(self.base.problem.class_names),
         }
 
     def render(self, body: dict) -> dict:
-        """Render a view for `body["client"]`; raises Superseded if a newer request came in."""
-        client = body.get("client", "anonymous")
-        if not isinstance(client, str) or not 0 < len(client) <= 64:
-            raise RequestError(f"client: expected an id string of 1..64 characters, got {client!r}")
+        """Render a view for `body["client"]`; raises Superseded if a newer request came in.
+
+        Everything is checked before anything runs: the keys, the view, the overrides, the cost."""
+        check_keys(body, RENDER_KEYS)
+        client = parse_client(body)
         config = view_config(self.base, body.get("view"), body.get("resolution", self.resolution),
                              body.get("overrides"))  # fmt: skip
-        gen = self.new_generation(client)
+        check_cost(config)
+        gen = self._enqueue(client, config.plane.size, config.plane.resolution)
         start_time = time.perf_counter()
-        with self._engine:
-            labels, steps, executed = self._run(config, client, gen)
+        try:
+            self._acquire_engine(client, gen)
+            try:
+                labels, steps, executed = self._run(config, client, gen)
+            finally:
+                self._engine.release()
+        except Superseded:
+            self._update(client, gen, state="superseded", elapsed_s=time.perf_counter() - start_time)
+            raise
+        except BaseException:
+            self._update(client, gen, state="failed", elapsed_s=time.perf_counter() - start_time)
+            raise
         elapsed = time.perf_counter() - start_time
+        self._update(client, gen, state="done", done=config.plane.size, elapsed_s=elapsed)
         if self.current(client) != gen:
             raise Superseded(f"render {gen} of client {client} superseded")
         names = config.problem.class_names
@@ -277,6 +422,7 @@ class Explorer:
             "name": config.name,
             "view": {"x": axis_json(config.plane.x), "y": axis_json(config.plane.y)},
             "resolution": [config.plane.x.n, config.plane.y.n],
+            "dtype": config.gd.dtype,
             "legend": legend(labels, names),
             "image": "data:image/png;base64," + image,
             "elapsed_s": round(elapsed, 4),
@@ -291,18 +437,29 @@ class Explorer:
                 raise Superseded(f"render {gen} of client {client} superseded")
 
         def after_tile(done: int, total: int) -> None:
+            now = time.monotonic()
+            with self._state:
+                entry = self._progress.get(client)
+                if entry is not None and entry["generation"] == gen:
+                    entry["done"] = done
+                    if entry["first_tile"] is None:  # the first tile holds the compile: ETAs use the later ones
+                        entry["first_tile"] = (now, done)
             if self.on_tile is not None:
                 self.on_tile(client, gen, done, total)
             if done < total:
                 stop_if_superseded()
 
         stop_if_superseded()
+        self._update(client, gen, state="rendering", started_at=time.monotonic())
+        tile = min(self.tile, tile_pixels(config.gd.steps))
         # The pipeline's own tile loop; [analysis] is the explorer's "D of this view" request instead.
-        result = render(replace(config, analysis=None), progress=after_tile, tile=self.tile)
+        result = render(replace(config, analysis=None), progress=after_tile, tile=tile)
         return result.labels, result.steps, result.meta["pixel_steps"]
 
     def labels(self, render_id) -> tuple[np.ndarray, tuple]:
         """(labels, class names) of a recent render."""
+        if not isinstance(render_id, int) or isinstance(render_id, bool):
+            raise RequestError(f"render_id: expected the integer id of a render, got {render_id!r}")
         with self._state:
             if render_id not in self._cache:
                 raise RequestError(f"render_id: {render_id!r} is not among the last {CACHE_SIZE} renders", 404)
@@ -310,29 +467,37 @@ class Explorer:
 
     def dimension(self, body: dict) -> dict:
         """Box-counting dimension of the class boundary of a recent render (fractalgd.analysis)."""
+        check_keys(body, DIMENSION_KEYS)
         labels, names = self.labels(body.get("render_id"))
         classes = body.get("classes")
         if classes is not None:
             ok = isinstance(classes, list) and len(classes) == 2
-            if not ok or not all(isinstance(c, int) and 0 <= c < len(names) for c in classes):
+            ok = ok and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < len(names) for c in classes)
+            if not ok:
                 raise RequestError(f"classes: expected two class ids in 0..{len(names) - 1}, got {classes!r}")
             classes = tuple(classes)
-        mask = boundary_mask(labels, classes)
-        result = box_count(mask)  # AnalysisError (a ConfigError) → 400
+        mask, ignore = counted_boundary(labels, classes)  # counted as `fractalgd analyze` counts it
+        if not mask.any():
+            raise RequestError("no boundary in this view: it holds one class")
+        result = box_count(labels, mode="cracks", classes=classes, ignore=ignore)  # AnalysisError → 400
         resolution = [labels.shape[1], labels.shape[0]]
         return {**result.to_dict(), "boundary_pixels": int(mask.sum()), "resolution": resolution}
 
     def recipe(self, body: dict) -> dict:
         """The TOML recipe of a view (what `fractalgd render` needs to redraw it)."""
+        check_keys(body, RECIPE_KEYS)
         config = view_config(self.base, body.get("view"), body.get("resolution", self.resolution),
                              body.get("overrides"))  # fmt: skip
         return {"filename": f"{config.name}.toml", "toml": config.to_toml()}
 
     def zoom_recipe(self, body: dict) -> dict:
         """A `[zoom]` recipe for `fractalgd zoom` from keyframe views (see `zoom_table`)."""
+        check_keys(body, ZOOM_KEYS)
         keyframes = body.get("keyframes")
         if not isinstance(keyframes, list) or len(keyframes) < 2:
             raise RequestError("keyframes: add at least two keyframe views (the first is the widest)")
+        if len(keyframes) > 1000:
+            raise RequestError(f"keyframes: at most 1000 views, got {len(keyframes)}")
         views = [parse_view(v) for v in keyframes]
         resolution = body.get("resolution", self.resolution)
         config = view_config(self.base, views[0], resolution, body.get("overrides"))
@@ -346,6 +511,18 @@ class Explorer:
         )
         header = f"# Zoom path collected in `fractalgd serve` (keyframe views, axis units):\n{path}\n"
         return {"filename": f"{raw['name']}.toml", "toml": header + dump_toml(raw)}
+
+
+def eta(entry: dict, now: float) -> float | None:
+    """Seconds left of a running render, from the tiles after the first (which holds the compile)."""
+    done, total = entry["done"], entry["total"]
+    first = entry["first_tile"]
+    if first is None or done >= total:
+        return None
+    t1, d1 = first
+    if done > d1 and now > t1:
+        return (total - done) * (now - t1) / (done - d1)
+    return (total - done) * (now - entry["started_at"]) / max(done, 1)
 
 
 def zoom_table(views: list[dict], plane, body: dict) -> dict:

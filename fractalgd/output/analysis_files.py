@@ -11,53 +11,17 @@ import numpy as np
 from fractalgd.analysis import AnalysisError
 from fractalgd.analysis.boundary import as_labels
 from fractalgd.config import ConfigError, config_from_dict, load_config
-from fractalgd.output.atomic import atomic_savefig, write_json_atomic
+from fractalgd.output.atomic import write_json_atomic
+from fractalgd.output.fitplot import draw
 
 
 def fit_plot(result: dict, path) -> Path:
-    """PNG of the chosen method's curve: log N vs log s (or f vs ε) with the fit, and the local slopes."""
-    import matplotlib
+    """PNG of the D fit: log N vs log s with the fit, the local slopes with the fit range and each method's D.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
+    See `fitplot` for the panels (a third one, f(ε), for method="uncertainty").
+    """
     path = Path(path)
-    curve = result["curve"]
-    dim, err = result["dimension"], result["stderr"]
-    uncertainty = result["method"] == "uncertainty"
-    if uncertainty:
-        x, y = np.asarray(curve["epsilons"]), np.asarray(curve["fractions"])
-        slope, xlabel, ylabel = 2.0 - dim, "ε (fraction of the view)", "f(ε), uncertain fraction"
-    else:
-        x, y = np.asarray(curve["sizes"], dtype=float), np.asarray(curve["counts"], dtype=float)
-        slope, xlabel, ylabel = -dim, "box size s (px)", "N(s), boxes"
-    lo, hi = result["fit_range"]
-    inside = (x >= lo) & (x <= hi) & (y > 0)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
-    left.loglog(x, y, "o", color="0.3", label="measured")
-    if inside.any():
-        intercept = np.mean(np.log(y[inside]) - slope * np.log(x[inside]))
-        xs = np.geomspace(lo, hi, 50)
-        left.loglog(xs, np.exp(intercept) * xs**slope, "-", color="C3", label=f"fit: D = {dim:.3f} ± {err:.3f}")
-    left.set(xlabel=xlabel, ylabel=ylabel, title=f"{result['method']}: classes {result['classes']}")
-    left.legend()
-    positive = y > 0
-    local = -np.gradient(np.log(y[positive]), np.log(x[positive])) * (-1 if uncertainty else 1)
-    right.semilogx(x[positive], 2 - local if uncertainty else local, "o-", color="0.3", label="local estimate of D")
-    right.axhspan(dim - err, dim + err, color="C3", alpha=0.25, label="D ± stderr")
-    right.axvspan(lo, hi, color="C0", alpha=0.08, label="fit range")
-    right.set(xlabel=xlabel, ylabel="local D", title="local slopes")
-    right.legend()
-    if not uncertainty:  # box sizes read better as plain pixel counts
-        for axis in (left.xaxis, right.xaxis):
-            axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-            axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    fig.tight_layout()
-    try:
-        atomic_savefig(fig, path)
-    finally:
-        plt.close(fig)
+    draw(result, path)
     return path
 
 

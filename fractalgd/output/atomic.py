@@ -52,15 +52,18 @@ def _fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path):
+def atomic_path(path: str | Path, keep_suffix: bool = False):
     """Yield a temporary sibling path to write `path` through; renamed over `path` only on success.
 
     For writers that stream (ffmpeg, npz, band by band); the data are fsync'ed before the rename.
+    `keep_suffix`: the temporary ends in the target's suffix too (for writers that pick the format
+    by it); otherwise it ends in ".tmp", so globs of finished files never see it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{path.name}{TEMP_MARK}file-{_host()}-{os.getpid()}-"
-    fd, name = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)  # the suffix names the format
+    suffix = path.suffix if keep_suffix else ".tmp"
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -143,11 +146,12 @@ def _renameat2_exchange(a: Path, b: Path) -> bool:
     return False
 
 
-_TEMP_RE = re.compile(r"^\.(?P<name>.+)" + re.escape(TEMP_MARK) + r"(?P<kind>new|old)-(?P<host>[^-]+)-(?P<pid>\d+)-")
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)" + re.escape(TEMP_MARK) + r"(?P<kind>new|old|file)-(?P<host>[^-]+)-(?P<pid>\d+)-")
 
 
-def _alive(host: str, pid: int) -> bool:
-    if host != _host():
+def process_alive(host: str, pid: int) -> bool:
+    """Whether process `pid` of `host` may still run (another host's: assumed alive)."""
+    if host.replace("-", "_") != _host():
         return True  # another host's run: not ours to judge
     try:
         os.kill(pid, 0)
@@ -156,6 +160,27 @@ def _alive(host: str, pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def remove_dead_temporaries(directory: str | Path) -> int:
+    """Remove the temporary files and directories of dead processes in `directory`; returns how many.
+
+    A run killed with SIGKILL cannot clean up after itself: the next run in the same place does.
+    """
+    directory, removed = Path(directory), 0
+    if not directory.is_dir():
+        return 0
+    for entry in directory.iterdir():
+        match = _TEMP_RE.match(entry.name)
+        if match and not process_alive(match["host"], int(match["pid"])):
+            if entry.is_dir() and not entry.is_symlink():
+                if match["kind"] == "old":
+                    continue  # a render waiting to be put back: recover_directory's to judge
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def recover_directory(target: str | Path, complete=lambda p: True) -> None:
@@ -170,8 +195,9 @@ def recover_directory(target: str | Path, complete=lambda p: True) -> None:
     dead = []
     for entry in target.parent.iterdir():
         match = _TEMP_RE.match(entry.name)
-        if match and match["name"] == target.name and not _alive(match["host"], int(match["pid"])):
-            dead.append((match["kind"], entry))
+        if match and match["name"] == target.name and match["kind"] != "file":
+            if not process_alive(match["host"], int(match["pid"])):
+                dead.append((match["kind"], entry))
     if not target.exists():
         for wanted in ("new", "old"):
             for kind, entry in dead:

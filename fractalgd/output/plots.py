@@ -91,8 +91,8 @@ def plot_sweep(sweep, rows: list[dict], path: Path) -> None:
         plt.close(fig)
 
 
-def plot_dimension(rows: list[dict], pooled: float, path: str | Path, title: str = "") -> None:
-    """D ± stderr against log2 magnification, the per-keyframe SD medians and the pooled median."""
+def plot_dimension(rows: list[dict], pooled: float | None, path: str | Path, title: str = "") -> None:
+    """D ± stderr against log2 magnification, the pooled D ± its scatter, the SD medians and their pooled median."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -105,8 +105,15 @@ def plot_dimension(rows: list[dict], pooled: float, path: str | Path, title: str
     fig, ax = plt.subplots(figsize=(6.5, 4), dpi=120)
     ax.errorbar(depth, d, yerr=err, fmt="o-", ms=4, capsize=3, label="box count (flat range) ± stderr")
     ax.plot(depth, sd, "s", ms=4, mfc="none", label="Sohl-Dickstein median of local slopes")
+    # Every row carries the pooled D over keyframes (studies.zoom_dimension.pooled_dimension).
+    mean, scatter = (_number(rows[0].get(f"pooled_{k}")) if rows else math.nan for k in ("dimension", "scatter"))
+    if math.isfinite(mean):
+        scatter = scatter if math.isfinite(scatter) else 0.0
+        ax.axhspan(mean - scatter, mean + scatter, color="C0", alpha=0.12)
+        stderr = _number(rows[0].get("pooled_stderr"))
+        ax.axhline(mean, color="C0", lw=1, label=f"pooled D {mean:.3f} ± {stderr:.3f} (scatter {scatter:.3f})")
     if pooled is not None and math.isfinite(pooled):
-        ax.axhline(pooled, color="k", ls="--", lw=1, label=f"pooled median {pooled:.3f}")
+        ax.axhline(pooled, color="k", ls="--", lw=1, label=f"pooled SD median {pooled:.3f}")
     for x, dt, prev in zip(depth[1:], [r["dtype"] for r in rows[1:]], [r["dtype"] for r in rows[:-1]], strict=True):
         if dt != prev:
             ax.axvline(x - 0.5, color="0.6", lw=0.8, ls=":")

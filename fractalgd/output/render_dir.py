@@ -23,7 +23,7 @@ import numpy as np
 
 from fractalgd.colour import colorize, colorize_score
 from fractalgd.core.errors import ConfigError
-from fractalgd.output.atomic import json_text, recover_directory, replace_directory
+from fractalgd.output.atomic import json_text, recover_directory, remove_dead_temporaries, replace_directory
 from fractalgd.output.figure import annotated_png
 from fractalgd.output.png import png_bytes
 
@@ -65,6 +65,7 @@ def check_target(out_dir: str | Path, config, force: bool = False) -> None:
     """
     out_dir = Path(out_dir)
     recover_directory(out_dir, lambda p: (p / META).is_file())
+    remove_dead_temporaries(out_dir.parent)
     if not out_dir.exists() and not out_dir.is_symlink():
         return
     if out_dir.is_symlink() or not out_dir.is_dir():

@@ -20,7 +20,7 @@ def encode_video(frames, path: str | Path, size: tuple[int, int], fps: int, tota
         import imageio_ffmpeg
     except ImportError:
         raise VideoError("the zoom video needs imageio-ffmpeg (pip install 'imageio-ffmpeg>=0.5')") from None
-    with atomic_path(path) as tmp:
+    with atomic_path(path, keep_suffix=True) as tmp:  # ffmpeg picks the format by the suffix
         return _encode(imageio_ffmpeg, frames, tmp, size, fps, total, progress)
 
 

@@ -100,7 +100,7 @@ class MLPKernel(Kernel):
     every_step_offset: bool
     sd_steps: int  # T when measure = "sd" (0 otherwise): the last-20 window starts at T − 20
 
-    block = 32  # pixels per block: a block's activations (n, w, 32) stay in cache
+    block = 64  # pixels per block: a block's activations (n, w, 32) stay in cache
 
     def prepare(self, hyper):
         dtype = hyper["lr0"].dtype
@@ -124,22 +124,36 @@ class MLPKernel(Kernel):
         r = jax.vmap(self.residual, in_axes=(-1, -1, None, None), out_axes=-1)(*params, k["x"], k["y"])
         return jnp.mean(r * r, axis=0)
 
+    def _dphi(self, z, h):
+        """φ′(z), given h = φ(z)."""
+        if self.activation == "tanh":
+            return math.sqrt(2.0) * (1.0 - h * h)
+        if self.activation == "relu":
+            return jnp.where(z > 0, math.sqrt(2.0), 0.0).astype(z.dtype)
+        return jnp.ones_like(z)
+
     def gradient(self, params, x, y):
         """(∇_{W₀}L, ∇_{W₁}L) of the mean squared error on (x, y), and the residuals (n, P).
 
-        vmap over the pixel axis of the per-run gradient: a batch of (n×w)·(w×w) products per
-        step, which measured 1.5–2.5× faster on XLA:CPU than the pixels-last GEMM form.
+        The data are the same for every pixel, so the products with X are shared-data GEMMs over
+        a whole block: Z = X·[W₀ of every pixel] is one (n × w)·(w × w·P) product, ∇W₀ = Xᵀ·∂Z
+        another; the per-pixel parts (W₁, the activation) are elementwise over (n, w, P).
+            z = XW₀/√w,  h = φ(z),  f = hᵀW₁/w,  r = f − y,  ∂f = 2r/n
+            ∇W₁ = Σₙ ∂f·h/w,  ∂z = (∂f ⊗ W₁/w)·φ′(z),  ∇W₀ = Xᵀ∂z/√w
         """
-
-        def one(w0, w1):
-            r = self.residual(w0, w1, x, y)
-            return jnp.mean(r * r), r
-
-        def grad(w0, w1):
-            (_, r), g = jax.value_and_grad(one, argnums=(0, 1), has_aux=True)(w0, w1)
-            return g, r
-
-        return jax.vmap(grad, in_axes=(-1, -1), out_axes=((-1, -1), -1))(*params)
+        w0, w1 = params
+        n, w = x.shape
+        pixels = w0.shape[-1]
+        root = math.sqrt(self.width)
+        hi = lax.Precision.HIGHEST
+        z = jnp.matmul(x, w0.reshape(w, w * pixels), precision=hi).reshape(n, w, pixels) / root
+        h = self._phi(z)
+        r = jnp.sum(h * w1[None], axis=1) / self.width - y[:, None]  # (n, P)
+        df = (2.0 / n) * r
+        g1 = jnp.sum(df[:, None, :] * h, axis=0) / self.width
+        dz = (df[:, None, :] * (w1[None] / self.width)) * self._dphi(z, h)
+        g0 = jnp.matmul(x.T, dz.reshape(n, w * pixels), precision=hi).reshape(w, w, pixels) / root
+        return (g0, g1), r
 
     def step(self, state, k):
         (w0, w1), acc = state

@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from fractalgd.analysis import AnalysisError
-from fractalgd.analysis.boundary import boundary_mask
 from fractalgd.analysis.boxcount import box_count
+from fractalgd.analysis.cracks import counted_boundary
 from fractalgd.config import (
     Config,
     ConfigError,
@@ -49,6 +49,7 @@ from fractalgd.config import (
 )
 from fractalgd.core.plane import View
 from fractalgd.output import save_render, write_json_atomic
+from fractalgd.output.atomic import remove_dead_temporaries
 from fractalgd.pipeline import render
 from fractalgd.studies.sweep_report import done_rows, publish
 from fractalgd.tiled.distributed import ProcessInfo, current
@@ -207,19 +208,25 @@ def point_hash(config: Config, dimension: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def dimension_of(labels: np.ndarray, config: Config, options: dict) -> tuple[float, float, tuple, str]:
-    """(D, its error, fit range, note) of the label image's boundary (nan and a note if none)."""
+def dimension_of(labels: np.ndarray, config: Config, options: dict) -> tuple[float | None, float | None, tuple, str]:
+    """(D, its error, fit range, note) of the label image's boundary (None and a note if none:
+    null in the point's json, an empty cell in sweep.csv, never NaN).
+
+    Counted as `fractalgd analyze` counts it (`cracks.counted_boundary`, box counting on the
+    cracks, the fit range and error model of `fitrange`), with the sweep's box-size options.
+    """
     names = list(config.problem.class_names)
     classes = tuple(names.index(c) for c in options["classes"]) or None
-    mask = boundary_mask(labels, classes)
+    mask, ignore = counted_boundary(labels, classes)
     if not mask.any():
-        return math.nan, math.nan, (0, 0), "no boundary"
+        return None, None, (0, 0), "no boundary"
     kwargs = {k: options[k] for k in ("min_box", "max_fraction", "n_sizes", "offsets")}
     try:
-        fit = box_count(mask, **kwargs)
+        fit = box_count(labels, mode="cracks", classes=classes, ignore=ignore, **kwargs)
     except AnalysisError as error:
-        return math.nan, math.nan, (0, 0), str(error)
-    return float(fit.dimension), float(fit.stderr), tuple(int(s) for s in fit.fit_range), "; ".join(fit.warnings)
+        return None, None, (0, 0), str(error)
+    notes = ([f"graph over {fit.graph}: fitted its strip oscillations"] if fit.graph else []) + list(fit.warnings)
+    return float(fit.dimension), float(fit.stderr), tuple(int(s) for s in fit.fit_range), "; ".join(notes)
 
 
 def measure(config: Config, options: dict, point_dir: Path, progress=None) -> dict:
@@ -262,6 +269,8 @@ def run_sweep(
     process = process or current()
     out_dir = Path(out_dir)
     (out_dir / "points").mkdir(parents=True, exist_ok=True)
+    for directory in (out_dir, out_dir / "points"):
+        remove_dead_temporaries(directory)  # what a killed run left half-written
     points = sweep.points()
     configs = {p.index: sweep.config(p) for p in points}
     hashes = {k: point_hash(c, sweep.dimension) for k, c in configs.items()}

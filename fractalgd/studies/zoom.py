@@ -32,6 +32,7 @@ from fractalgd.core.decimal_axis import dd_text
 from fractalgd.core.plane import View
 from fractalgd.core.precision import pixel_ulps, resolvable_dtype
 from fractalgd.output import finished_render, save_render
+from fractalgd.output.atomic import remove_dead_temporaries
 from fractalgd.pipeline import render
 from fractalgd.problems.dd import top_dtype
 
@@ -188,6 +189,8 @@ def render_keyframes(
     problem's most precise dtype (double-double for the polynomial problems, else float64).
     """
     root = Path(out_dir) / "keyframes"
+    for directory in (Path(out_dir), root):
+        remove_dead_temporaries(directory)  # what a killed run left half-written
     axes = (base.plane.x, base.plane.y)
     top = top_dtype(base.problem)
     done: list[Keyframe] = []

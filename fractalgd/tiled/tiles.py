@@ -30,7 +30,7 @@ import numpy as np
 from fractalgd.config import Config
 from fractalgd.core.precision import DOUBLE_DOUBLE
 from fractalgd.output import check_target, finished_render
-from fractalgd.output.atomic import atomic_path
+from fractalgd.output.atomic import atomic_path, process_alive, remove_dead_temporaries
 from fractalgd.pipeline import run_pixels
 from fractalgd.pipeline.cost import AUTO_PIXELS, use_tiled  # noqa: F401 (re-exported: the tiled path's rule)
 from fractalgd.tiled.assemble import PNG_MAX_SIDE, assemble
@@ -158,7 +158,7 @@ def claim_assembly(root: Path) -> bool:
                 host, pid = lock.read_text().split()
             except (OSError, ValueError):
                 return False
-            if host != socket.gethostname() or _alive(int(pid)):
+            if process_alive(host, int(pid)):
                 return False
             with contextlib.suppress(FileNotFoundError):
                 lock.unlink()  # stale: its process died mid-assembly (the output was never renamed in)
@@ -167,16 +167,6 @@ def claim_assembly(root: Path) -> bool:
             f.write(owner)
         return True
     return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def render_tiled(
@@ -209,6 +199,7 @@ def render_tiled(
         return TiledResult(out_dir, [], len(tiles), False, finished)
     check_target(out_dir, config, force)  # before the first tile, not after hours of them
     store.root.mkdir(parents=True, exist_ok=True)
+    remove_dead_temporaries(store.root)  # what a killed run left half-written
     mine = [tiles[k] for k in process.share(len(tiles))]
     todo = [t for t in mine if not store.done(t)]
     total = sum(t.shape[0] * t.shape[1] for t in mine)

@@ -1,13 +1,16 @@
-// fractalgd explorer: the page's state, the mouse gestures and the calls to the JSON API (fractalgd/serve.py).
-// A view is {x: {center, width}, y: {center, width}} in axis units (decades on a log10 axis);
-// the canvas shows x left → right and y bottom → top.
+// fractalgd explorer: the page's state, the mouse gestures and the calls to the JSON API
+// (fractalgd/explorer/server.py). A view is {x: {center, width}, y: {center, width}} in axis units
+// (decades on a log10 axis); the canvas shows x left → right and y bottom → top, with axes around it.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const canvas = $("canvas");
 const ctx = canvas.getContext("2d");
+const axesCanvas = $("axes");
 const COARSE = 4; // the first image of every view is rendered at 1/COARSE resolution
 const SIDE = 640; // the canvas' longer side in CSS pixels
+const POLL_MS = 250; // progress polling while a render runs
+const MARGIN = { left: 92, top: 14, right: 22, bottom: 58 }; // #stage's padding: room for the axes
 
 const state = {
   client: Math.random().toString(36).slice(2) + Date.now().toString(36),
@@ -21,10 +24,13 @@ const state = {
   overrides: [],
   keyframes: [],
   lastDimension: null,
+  progress: null, // the last /api/progress answer of the running render
 };
 window.explorer = state; // read by the browser tests
 
 const copyView = (v) => ({ x: { ...v.x }, y: { ...v.y } });
+const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+const esc = (text) => String(text).replace(/[&<>"']/g, (c) => ESCAPES[c]); // text into innerHTML
 const lo = (a) => a.center - a.width / 2;
 const hi = (a) => a.center + a.width / 2;
 
@@ -33,20 +39,39 @@ function setStatus(text, error = false) {
   $("status").className = error ? "mono error" : "mono";
 }
 
-async function api(path, body, signal) {
-  const response = await fetch(path, {
-    method: body === undefined ? "GET" : "POST",
-    headers: { "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal,
-  });
-  const data = await response.json();
-  if (!response.ok) {
+// The server's token, from the URL `fractalgd serve` printed: every API call sends it back.
+const TOKEN = new URLSearchParams(window.location.search).get("token") || "";
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function api(path, body, signal, retries = 5) {
+  const headers = { "X-Fractalgd-Token": TOKEN };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  for (let attempt = 0; ; attempt++) {
+    const response = await fetch(path, {
+      method: body === undefined ? "GET" : "POST",
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+    });
+    let data;
+    try {
+      data = await response.json();
+    } catch (error) {
+      data = { error: `${response.status} ${response.statusText}` };
+    }
+    if (response.ok) return data;
+    if (response.status === 503 && attempt < retries && !(signal && signal.aborted)) {
+      // The engine queue (or the connection limit) is full: wait as asked, then try again.
+      const wait = Number(response.headers.get("Retry-After")) || 1;
+      setStatus(`server busy, retrying in ${wait} s…`);
+      await sleep(1000 * wait);
+      continue;
+    }
     const error = new Error(data.error || response.statusText);
     error.status = response.status;
     throw error;
   }
-  return data;
 }
 
 // --- geometry: canvas pixels ↔ axis units ----------------------------------------------------
@@ -56,6 +81,13 @@ function fitCanvas() {
   const scale = SIDE / Math.max(w, h);
   canvas.width = Math.round(w * scale);
   canvas.height = Math.round(h * scale);
+  const dpr = window.devicePixelRatio || 1; // crisp tick labels on dense screens
+  const width = canvas.width + MARGIN.left + MARGIN.right;
+  const height = canvas.height + MARGIN.top + MARGIN.bottom;
+  axesCanvas.width = Math.round(width * dpr);
+  axesCanvas.height = Math.round(height * dpr);
+  axesCanvas.style.width = `${width}px`;
+  axesCanvas.style.height = `${height}px`;
 }
 
 function toAxis(view, px, py) {
@@ -79,6 +111,7 @@ function draw(view = state.view) {
   // The shown image placed where its view lies inside `view`: an instant preview of pans and zooms.
   ctx.fillStyle = "#000";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
+  if (view) drawAxes(view);
   if (!state.shown || !state.shown.image.complete) return;
   const s = state.shown.view;
   const left = ((lo(s.x) - lo(view.x)) / view.x.width) * canvas.width;
@@ -96,11 +129,174 @@ function fmt(value, resolution = Math.abs(value) * 1e-6) {
   return String(Number(value.toPrecision(Math.min(17, Math.max(3, digits)))));
 }
 
+// --- axes: ticks in physical units around the canvas ----------------------------------------
+
+const SUPERSCRIPT = { "-": "⁻", 0: "⁰", 1: "¹", 2: "²", 3: "³", 4: "⁴", 5: "⁵", 6: "⁶", 7: "⁷", 8: "⁸", 9: "⁹" };
+const sup = (n) => String(n).split("").map((c) => SUPERSCRIPT[c] ?? c).join("");
+const pow10 = (k) => `10${sup(k)}`;
+const minus = (text) => text.replace(/^-/, "−"); // a typographic minus
+
+function niceStep(raw) {
+  const e = Math.floor(Math.log10(raw));
+  const f = raw / 10 ** e;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * 10 ** e;
+}
+
+function trimNumber(text) {
+  // "2.500" → "2.5", "1.0e-7" → "1e-7"
+  return text.replace(/(\.\d*?)0+(e|$)/, "$1$2").replace(/\.(e|$)/, "$1");
+}
+
+function linearTicks(lo, hi, target) {
+  // Round ticks over [lo, hi]: {ticks: [{at, label}], note} where `note` says how to read the labels:
+  // "×10ᵏ" (a common factor) for very large or small values, or, for deep zooms, an offset
+  // {ref, unit}: a label n means ref + n·unit.
+  const span = hi - lo;
+  if (!(span > 0) || !Number.isFinite(span)) return { ticks: [], note: "" };
+  const step = niceStep(span / target);
+  const e = Math.floor(Math.log10(step) + 1e-9);
+  const k0 = Math.ceil(lo / step - 1e-9);
+  const k1 = Math.min(Math.floor(hi / step + 1e-9), k0 + 50);
+  const mag = Math.floor(Math.log10(Math.max(Math.abs(lo), Math.abs(hi))));
+  const ticks = [];
+  let note = "";
+  if (mag - e > 5) {
+    // Deep zoom: label ticks by their offset from a round value near the centre, in units of 10^e.
+    const ref = Math.round((lo + hi) / 2 / step) * step; // the tick nearest the centre
+    for (let k = k0; k <= k1; k++) {
+      const n = Math.round((k * step - ref) / 10 ** e);
+      ticks.push({ at: k * step, label: n > 0 ? `+${n}` : minus(String(n)) });
+    }
+    note = { ref: minus(fmt(ref, step)), unit: pow10(e) };
+  } else if (mag >= 5 || mag <= -4) {
+    for (let k = k0; k <= k1; k++) {
+      ticks.push({ at: k * step, label: minus(trimNumber(((k * step) / 10 ** mag).toFixed(Math.max(0, mag - e)))) });
+    }
+    note = `×${pow10(mag)}`;
+  } else {
+    for (let k = k0; k <= k1; k++) {
+      ticks.push({ at: k * step, label: k === 0 ? "0" : minus((k * step).toFixed(Math.max(0, -e))) });
+    }
+  }
+  return { ticks, note };
+}
+
+function logTicks(lo, hi, target) {
+  // A log10 axis (lo, hi in decades): powers of ten over wide spans, m×10ᵏ over a decade or two,
+  // round physical values (positions log10 v) when zoomed further.
+  const span = hi - lo;
+  if (!(span > 0) || !Number.isFinite(span)) return { ticks: [], note: "" };
+  if (span >= 3.5) {
+    const step = Math.max(1, Math.ceil(niceStep(span / target)));
+    const ticks = [];
+    for (let k = Math.ceil(lo / step) * step; k <= hi && ticks.length < 50; k += step) {
+      ticks.push({ at: k, label: pow10(k) });
+    }
+    return { ticks, note: "" };
+  }
+  if (span >= 0.3) {
+    const mantissas = span > 1 ? [1, 2, 5] : span > 0.6 ? [1, 2, 3, 5] : [1, 2, 3, 4, 5, 6, 7, 8, 9];
+    const ticks = [];
+    for (let k = Math.floor(lo); k <= Math.ceil(hi); k++) {
+      for (const m of mantissas) {
+        const at = k + Math.log10(m);
+        if (at >= lo - 1e-12 && at <= hi + 1e-12) ticks.push({ at, label: m === 1 ? pow10(k) : `${m}×${pow10(k)}` });
+      }
+    }
+    if (ticks.length >= 3) return { ticks, note: "" };
+  }
+  const physical = linearTicks(10 ** lo, 10 ** hi, target);
+  return { ticks: physical.ticks.filter((t) => t.at > 0).map((t) => ({ ...t, at: Math.log10(t.at) })), note: physical.note };
+}
+
+function axisTicks(axis, lo, hi, target) {
+  return axis.scale === "log10" ? logTicks(lo, hi, target) : linearTicks(lo, hi, target);
+}
+
+function boundText(axis, value, resolution) {
+  // A bound of the view in physical units (10^value on a log10 axis).
+  return axis.scale === "log10" ? minus(fmt(10 ** value, 10 ** value * Math.LN10 * resolution)) : minus(fmt(value, resolution));
+}
+
+function drawAxes(view) {
+  // Ticks, tick labels, the axis names (the plane's params) and the view's bounds, around the image.
+  if (!state.base) return;
+  const dpr = axesCanvas.width / (canvas.width + MARGIN.left + MARGIN.right);
+  const g = axesCanvas.getContext("2d");
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.clearRect(0, 0, axesCanvas.width, axesCanvas.height);
+  const [x0, y0, w, h] = [MARGIN.left, MARGIN.top, canvas.width, canvas.height];
+  const axes = state.base.axes;
+  g.strokeStyle = "#8c96a3";
+  g.lineWidth = 1;
+  g.strokeRect(x0 - 0.5, y0 - 0.5, w + 1, h + 1);
+  g.fillStyle = "#c4cad3";
+  g.font = "11px system-ui, sans-serif";
+  state.axisTicks = {};
+
+  const xs = axisTicks(axes.x, lo(view.x), hi(view.x), 6);
+  g.textAlign = "center";
+  g.textBaseline = "top";
+  g.beginPath();
+  let right = -Infinity; // labels that would overlap the previous one are left out (the tick stays)
+  for (const t of xs.ticks) {
+    const px = x0 + ((t.at - lo(view.x)) / view.x.width) * w;
+    g.moveTo(Math.round(px) + 0.5, y0 + h);
+    g.lineTo(Math.round(px) + 0.5, y0 + h + 5);
+    const half = g.measureText(t.label).width / 2;
+    if (px - half > right + 6) {
+      g.fillText(t.label, px, y0 + h + 7);
+      right = px + half;
+    }
+  }
+  g.stroke();
+
+  const ys = axisTicks(axes.y, lo(view.y), hi(view.y), 6);
+  g.textAlign = "right";
+  g.textBaseline = "middle";
+  g.beginPath();
+  let above = Infinity;
+  for (const t of ys.ticks) {
+    const py = y0 + ((hi(view.y) - t.at) / view.y.width) * h;
+    g.moveTo(x0 - 5, Math.round(py) + 0.5);
+    g.lineTo(x0, Math.round(py) + 0.5);
+    if (py < above - 14) {
+      g.fillText(t.label, x0 - 7, py);
+      above = py;
+    }
+  }
+  g.stroke();
+  state.axisTicks = { x: xs, y: ys }; // read by the browser tests
+
+  // Names and bounds: "u0 ∈ [−4, 4]" under the x labels, how to read the labels below it (a factor
+  // or an offset, if any); the y axis alike, rotated, left of its labels.
+  const [rx, ry] = state.resolution;
+  const title = (axis, v, r) =>
+    `${axis.param}${axis.scale === "log10" ? " (log scale)" : ""} ∈ [${boundText(axis, lo(v), r)}, ${boundText(axis, hi(v), r)}]`;
+  const reading = (axis, note) => (!note ? "" : typeof note === "string" ? `tick labels ${note}`
+    : `tick label n: ${axis.param} = ${note.ref} + n×${note.unit}`);
+  g.font = "12px system-ui, sans-serif";
+  g.textBaseline = "top";
+  g.textAlign = "center";
+  g.fillStyle = "#dde1e6";
+  g.fillText(title(axes.x, view.x, view.x.width / rx), x0 + w / 2, y0 + h + 24);
+  g.fillStyle = "#8c96a3";
+  g.fillText(reading(axes.x, xs.note), x0 + w / 2, y0 + h + 40);
+  g.save();
+  g.translate(6, y0 + h / 2);
+  g.rotate(-Math.PI / 2);
+  g.fillStyle = "#dde1e6";
+  g.fillText(title(axes.y, view.y, view.y.width / ry), 0, 0);
+  g.fillStyle = "#8c96a3";
+  g.fillText(reading(axes.y, ys.note), 0, 16);
+  g.restore();
+}
+
 function coordinateText(axis, value, pitch) {
   if (axis.scale === "log10") {
-    return `${axis.param} = ${fmt(10 ** value, 10 ** value * Math.LN10 * pitch)} (log10 ${fmt(value, pitch)})`;
+    return `${esc(axis.param)} = ${fmt(10 ** value, 10 ** value * Math.LN10 * pitch)} (log10 ${fmt(value, pitch)})`;
   }
-  return `${axis.param} = ${fmt(value, pitch)}`;
+  return `${esc(axis.param)} = ${fmt(value, pitch)}`;
 }
 
 function showBounds() {
@@ -109,7 +305,7 @@ function showBounds() {
     .map((k) => {
       const v = state.view[k];
       const r = v.width / 1000;
-      return `${axes[k].param}${axes[k].scale === "log10" ? " (log10)" : ""}: [${fmt(lo(v), r)}, ${fmt(hi(v), r)}]` +
+      return `${esc(axes[k].param)}${axes[k].scale === "log10" ? " (log10)" : ""}: [${fmt(lo(v), r)}, ${fmt(hi(v), r)}]` +
         ` width ${fmt(v.width)}`;
     })
     .join("<br>");
@@ -118,8 +314,8 @@ function showBounds() {
 
 function showLegend(legend) {
   $("legend").innerHTML = legend
-    .map((c) => `<div data-class="${c.name}"><span class="swatch" style="background:${c.color}"></span>` +
-      `${c.name}<span class="fraction">${(100 * c.fraction).toFixed(2)} %</span></div>`)
+    .map((c) => `<div data-class="${esc(c.name)}"><span class="swatch" style="background:${esc(c.color)}"></span>` +
+      `${esc(c.name)}<span class="fraction">${(100 * c.fraction).toFixed(2)} %</span></div>`)
     .join("");
 }
 
@@ -137,10 +333,59 @@ function loadImage(src) {
 async function show(answer, view, full, seq) {
   const image = await loadImage(answer.image);
   if (seq !== state.seq) return;
-  state.shown = { view, image, renderId: answer.render_id, full, legend: answer.legend, name: answer.name,
-    seq, resolution: answer.resolution, bounds: answer.view };
+  state.shown = { view, image, src: answer.image, renderId: answer.render_id, full, legend: answer.legend,
+    name: answer.name, seq, resolution: answer.resolution, bounds: answer.view, dtype: answer.dtype };
   draw();
   showLegend(answer.legend);
+  $("save-png").disabled = !full;
+}
+
+// --- progress: the server's tile count of the running render, polled -------------------------
+
+function duration(seconds) {
+  if (seconds == null || !Number.isFinite(seconds)) return "";
+  return seconds < 90 ? `${seconds.toFixed(seconds < 10 ? 1 : 0)} s` : `${(seconds / 60).toFixed(1)} min`;
+}
+
+function showProgress(label, p) {
+  // "512×512 · 37 % · 12 s left" over the image, with a bar; `p` is an /api/progress answer (or null).
+  state.progress = p;
+  $("progress").hidden = false;
+  let text = `${label}…`;
+  let fraction = 0;
+  if (p && p.state === "waiting") {
+    text = `${label}: waiting for the engine${p.queued > 1 ? ` (${p.queued - 1} ahead)` : ""}`;
+  } else if (p && p.state === "rendering") {
+    fraction = p.fraction;
+    const eta = p.eta_s == null ? (p.done ? "" : " · first tile (with the compile)") : ` · ${duration(p.eta_s)} left`;
+    text = `${label}: ${(100 * fraction).toFixed(0)} %${eta} · ${duration(p.elapsed_s)} so far`;
+  } else if (p && p.state === "done") {
+    fraction = 1;
+  }
+  $("progress-text").textContent = text;
+  $("progress-bar").style.width = `${(100 * fraction).toFixed(1)}%`;
+  setStatus(text);
+}
+
+function hideProgress() {
+  $("progress").hidden = true;
+  $("progress-bar").style.width = "0";
+}
+
+function pollProgress(seq, label, shouldStop) {
+  // Ask for the progress every POLL_MS until `shouldStop()`; a failed poll only skips a beat.
+  const url = `/api/progress?client=${encodeURIComponent(state.client)}`;
+  const tick = async () => {
+    if (shouldStop() || seq !== state.seq) return;
+    try {
+      const p = await api(url, undefined, undefined, 0);
+      if (!shouldStop() && seq === state.seq) showProgress(label, p);
+    } catch (error) {
+      // the render's own answer reports errors
+    }
+    if (!shouldStop() && seq === state.seq) setTimeout(tick, POLL_MS);
+  };
+  setTimeout(tick, POLL_MS);
 }
 
 let controller = null;
@@ -157,24 +402,39 @@ async function renderView() {
   state.busy = true;
   showBounds();
   $("dimension-out").textContent = "";
+  $("save-png").disabled = true;
   try {
     for (const [i, resolution] of sizes.entries()) {
       const full = i === sizes.length - 1;
-      setStatus(`rendering ${resolution[0]}×${resolution[1]}…`);
+      const label = `${full ? "" : "preview "}${resolution[0]}×${resolution[1]}`;
+      showProgress(label, null);
+      let finished = false;
+      pollProgress(seq, label, () => finished);
       const body = { client: state.client, view, resolution, overrides: state.overrides };
-      const answer = await api("/api/render", body, signal);
+      let answer;
+      try {
+        answer = await api("/api/render", body, signal);
+      } finally {
+        finished = true;
+      }
       if (seq !== state.seq) return;
       await show(answer, view, full, seq);
-      if (full) setStatus(`${answer.resolution[0]}×${answer.resolution[1]} in ${answer.elapsed_s.toFixed(2)} s`);
+      if (full) {
+        hideProgress();
+        setStatus(`${answer.resolution[0]}×${answer.resolution[1]} in ${answer.elapsed_s.toFixed(2)} s (${answer.dtype})`);
+      }
     }
   } catch (error) {
     if (error.name === "AbortError" || error.status === 409 || seq !== state.seq) return;
+    hideProgress();
     setStatus(error.message, true);
-    if (state.shown && error.status === 400) { // an impossible view: back to the last one shown
+    if (state.shown && (error.status === 400 || error.status === 413)) {
+      // an impossible or too costly view: back to the last one shown
       state.view = copyView(state.shown.view);
       if (state.history.length) state.history.pop();
       draw();
       showBounds();
+      $("save-png").disabled = !state.shown.full;
     }
   } finally {
     if (seq === state.seq) state.busy = false;
@@ -307,6 +567,16 @@ async function run(button, action) {
 }
 
 $("back").onclick = back;
+$("save-png").onclick = () => {
+  // The PNG as the server made it: the image of the view with its recipe in an iTXt chunk.
+  if (!state.shown || !state.shown.full) return;
+  const link = document.createElement("a");
+  link.href = state.shown.src;
+  link.download = `${state.shown.name}.png`;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+};
 $("reset").onclick = () => goTo(copyView(state.base.view));
 $("export").onclick = () => run("export", async () => {
   const answer = await api("/api/recipe", viewBody());
@@ -334,9 +604,10 @@ $("dimension").onclick = () => run("D", async () => {
   $("dimension-out").textContent = "box counting…";
   const d = await api("/api/dimension", { render_id: state.shown.renderId });
   state.lastDimension = d;
-  $("dimension-out").innerHTML = `D = ${d.dimension.toFixed(3)} ± ${d.stderr.toFixed(3)}<br>` +
+  const num = (v) => (v == null ? "n/a" : v.toFixed(3)); // null: undefined (strict JSON has no NaN)
+  $("dimension-out").innerHTML = `D = ${num(d.dimension)} ± ${num(d.stderr)}<br>` +
     `fit ${d.fit_range[0]}–${d.fit_range[1]} px, ${d.boundary_pixels} boundary pixels` +
-    (d.warnings.length ? `<br>${d.warnings.join("<br>")}` : "");
+    (d.warnings.length ? `<br>${d.warnings.map(esc).join("<br>")}` : "");
 });
 $("overrides").addEventListener("change", (e) => {
   state.overrides = e.target.value.split(";").map((s) => s.trim()).filter(Boolean);
@@ -369,8 +640,10 @@ $("resolution").addEventListener("change", (e) => {
     .filter((s) => s <= state.base.max_side)
     .sort((a, b) => a - b);
   $("resolution").innerHTML = sides.map((s) => `<option${s === side ? " selected" : ""}>${s}</option>`).join("");
+  $("allowed").textContent = `may change: ${state.base.overrides.join(", ")}`;
   state.view = copyView(state.base.view);
   fitCanvas();
+  draw();
   showBounds();
   renderView();
 })();
