@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import mpmath
@@ -11,6 +15,7 @@ from fractalgd.config import load_config
 from fractalgd.core import ddarith as dd
 from fractalgd.core.decimal_axis import dd_decimal
 from fractalgd.pipeline.pixels import run_range
+from fractalgd.problems.dd import CANARY_TOL, compensation_error
 
 # The nearest/farthest boundary point of `tests/test_double_double.py` (P1 Fig 3).
 CENTER = ("1.71847639664035890376366752203623211840794181", "-0.515625")
@@ -70,3 +75,15 @@ def test_two_prod_stays_error_free_when_its_product_feeds_fused_consumers():
     with mpmath.workdps(60):
         for i in range(400):
             assert mpmath.mpf(p[i]) + mpmath.mpf(e[i]) == mpmath.mpf(a[i]) * mpmath.mpf(b[i])
+
+
+def test_a_compiler_that_breaks_the_compensations_is_refused_in_one_line(tmp_path):
+    # Here the compiled step equals numpy's one-operation-at-a-time pairs to ~1e-32; with XLA's
+    # fast math (reassociation) it drifts by ~1e-16, and a double-double render must refuse to run.
+    assert compensation_error("cpu") <= CANARY_TOL
+    env = {**os.environ, "XLA_FLAGS": "--xla_cpu_enable_fast_math=true"}
+    cmd = [sys.executable, "-m", "fractalgd", "render", "configs/p1-fig3.toml", "--out", str(tmp_path / "r"),
+           "--set", 'gd.dtype="double-double"', "--set", "plane.resolution=[4,4]", "--set", "gd.steps=10"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "gd.dtype" in done.stderr and "fast-math" in done.stderr and not (tmp_path / "r").exists()

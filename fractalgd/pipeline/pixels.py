@@ -7,6 +7,7 @@ import jax
 from fractalgd.config import Config
 from fractalgd.core.precision import DOUBLE_DOUBLE, numpy_dtype
 from fractalgd.engine import EngineOptions, EngineResult, run_batch
+from fractalgd.problems.dd import check_compensations
 
 
 def engine_options(config: Config) -> EngineOptions:
@@ -27,6 +28,8 @@ def run_pixels(config: Config, coords: dict) -> EngineResult:
     Runs on this process's local devices (under jax.distributed, jax.devices() also lists other
     processes' devices).
     """
+    if config.gd.dtype == DOUBLE_DOUBLE:  # once per backend and process (cached)
+        check_compensations(jax.local_devices()[0].platform)
     state, hyper = initial_state(config, coords)
     return run_batch(config.problem.kernel, state, hyper, engine_options(config), devices=jax.local_devices())
 
