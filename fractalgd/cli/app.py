@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Basins of attraction of gradient descent.")
 err = Console(stderr=True)
+LONG_RUN_SECONDS = 20  # planned (FLOP-count) time above which a render first prints its measured estimate
 
 ConfigArg = Annotated[Path | None, typer.Argument(help="TOML recipe (default: the shipped default recipe).")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a key: --set gd.eta=0.5 (repeatable).")]
@@ -89,7 +90,7 @@ def render_cli(
     from fractalgd.config import ConfigError, load_config
     from fractalgd.output import check_target, free_output_dir, save_render
     from fractalgd.pipeline import render
-    from fractalgd.pipeline.cost import check, estimate, use_tiled
+    from fractalgd.pipeline.cost import check, estimate, planned_seconds, use_tiled
     from fractalgd.tiled.distributed import initialize
 
     process = initialize()  # before anything starts a JAX backend
@@ -105,11 +106,15 @@ def render_cli(
             check_target(out_dir, cfg, force)
     else:
         out_dir = free_output_dir(cfg)
-    cost = estimate(cfg, tiled, calibrate=dry_run)
+    # Long runs say up front what they will cost, timed by a short calibration run.
+    long_run = not dry_run and planned_seconds(cfg) > LONG_RUN_SECONDS
+    cost = estimate(cfg, tiled, calibrate=dry_run or long_run)
     check(cost, cfg, out_dir)
     if dry_run:
         typer.echo(f"{out_dir}: {cost.summary()}")
         return
+    if long_run:
+        err.print(f"{out_dir}: {cost.summary()}", highlight=False)
     if tiled:
         return _render_tiled(cfg, out_dir, process, force)
     with progress_bar(f"render {cfg.name}") as update:

@@ -25,14 +25,14 @@ def uses_pallas(backend: str, platform: str) -> bool:
     return backend == "pallas" or (backend == "auto" and platform == "gpu")
 
 
-def _try_pallas(kernel, state0, hyper, opts: EngineOptions):
+def _try_pallas(kernel, state0, hyper, opts: EngineOptions, pad_to: int = 0):
     """The Pallas path; under "auto", a kernel it cannot lower falls back to XLA (warned once)."""
     if opts.backend == "auto" and kernel in _PALLAS_FAILED:
         return None
     from fractalgd.engine.pallas import run_batch_pallas  # jax.experimental.pallas: only the GPU path needs it
 
     try:
-        return run_batch_pallas(kernel, state0, hyper, opts)
+        return run_batch_pallas(kernel, state0, hyper, opts, pad_to=pad_to)
     except Exception as error:  # a lowering/compile failure of an untested kernel on this device
         if opts.backend == "pallas":
             raise
@@ -42,7 +42,7 @@ def _try_pallas(kernel, state0, hyper, opts: EngineOptions):
 
 
 @with_x64
-def run_batch(kernel, state0, hyper: dict, opts: EngineOptions, devices=None) -> EngineResult:
+def run_batch(kernel, state0, hyper: dict, opts: EngineOptions, devices=None, pad_to: int = 0) -> EngineResult:
     """Run GD for every pixel of `state0` (arrays with a trailing pixel axis) on all devices.
 
     Args:
@@ -51,6 +51,8 @@ def run_batch(kernel, state0, hyper: dict, opts: EngineOptions, devices=None) ->
       hyper: name → array of shape () (shared) or (n,) (per pixel), same dtype.
       opts: step budget and engine knobs.
       devices: devices to shard over (default: this process's devices of the default backend).
+      pad_to: run at least this many pixels (copies of the last one, not counted or returned), so
+        a short last tile reuses the executable compiled for the full ones.
     """
     devices = tuple(devices or jax.local_devices())
     if not opts.block:
@@ -60,7 +62,7 @@ def run_batch(kernel, state0, hyper: dict, opts: EngineOptions, devices=None) ->
         # A long step (double-double) unrolled is one fusion too large for XLA:CPU, which then recomputes it.
         opts = replace(opts, unroll=kernel.max_unroll)
     if uses_pallas(opts.backend, devices[0].platform):
-        result = _try_pallas(kernel, state0, hyper, opts)
+        result = _try_pallas(kernel, state0, hyper, opts, pad_to)
         if result is not None:
             return result
-    return run_batch_xla(kernel, state0, hyper, opts, devices)
+    return run_batch_xla(kernel, state0, hyper, opts, devices, pad_to)

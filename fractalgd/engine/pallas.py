@@ -87,7 +87,9 @@ def _compiled(kernel, opts: EngineOptions, treedef, shapes: tuple, hyper_keys: t
 
 
 @with_x64
-def run_batch_pallas(kernel, state0, hyper: dict, opts: EngineOptions, interpret: bool | None = None) -> EngineResult:
+def run_batch_pallas(
+    kernel, state0, hyper: dict, opts: EngineOptions, interpret: bool | None = None, pad_to: int = 0
+) -> EngineResult:
     """`engine.run_batch` as one Pallas kernel on the default device (interpret mode off GPU)."""
     if interpret is None:
         interpret = jax.default_backend() != "gpu"
@@ -95,7 +97,7 @@ def run_batch_pallas(kernel, state0, hyper: dict, opts: EngineOptions, interpret
         opts = replace(opts, block=kernel.block)
     leaves, treedef = jax.tree_util.tree_flatten(state0)
     n = leaves[0].shape[-1]
-    padded = math.ceil(n / opts.block) * opts.block
+    padded = math.ceil(max(n, pad_to) / opts.block) * opts.block
     dtype = np.asarray(leaves[0]).dtype
 
     def pad(x):

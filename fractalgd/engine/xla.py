@@ -68,14 +68,15 @@ def default_batch_blocks(devices) -> int:
     return 1 if devices[0].platform == "cpu" else 1 << 30
 
 
-def run_batch_xla(kernel, state0, hyper: dict, opts: EngineOptions, devices: tuple) -> EngineResult:
+def run_batch_xla(kernel, state0, hyper: dict, opts: EngineOptions, devices: tuple, pad_to: int = 0) -> EngineResult:
     """`run_batch` on the XLA path (opts.block already resolved)."""
     leaves = jax.tree_util.tree_leaves(state0)
     n = leaves[0].shape[-1]
+    run = max(n, pad_to)
     # Small batches use fewer devices rather than padding every device to a full block.
-    devices = devices[: max(1, min(len(devices), math.ceil(n / opts.block)))]
+    devices = devices[: max(1, min(len(devices), math.ceil(run / opts.block)))]
     unit = len(devices) * opts.block
-    padded = math.ceil(n / unit) * unit
+    padded = math.ceil(run / unit) * unit
 
     def pad(x):
         x = np.asarray(x)

@@ -27,6 +27,7 @@ import numpy as np
 from fractalgd.config import Config
 from fractalgd.core.errors import CostError
 from fractalgd.core.jaxenv import with_x64
+from fractalgd.core.precision import numpy_dtype
 from fractalgd.pipeline.pixels import initial_state, plane_coordinates, run_pixels
 
 AUTO_PIXELS = 4096 * 4096  # above this, `[engine] out_of_core = "auto"` renders tiled
@@ -36,6 +37,9 @@ IN_CORE_BYTES = 1 + 4 + 8  # labels, steps, score per pixel
 TILED_DISK_BYTES = 13  # tile files (5) + PNG tiles (≤ 3) + assembled labels/steps (5) per pixel
 IN_CORE_DISK_BYTES = 8  # labels, steps and the PNG per pixel
 CALIBRATION_PIXELS = 256
+# A device's sustained rate on our fused kernels, for planning (tile sizes, the first line of a
+# long run): 2-core CPU renders measured 0.5–1·10¹¹ FLOP/s on two devices (P1 dense, the mlp).
+PLANNING_FLOPS_PER_DEVICE = {"cpu": 5e10, "gpu": 2e13, "tpu": 2e13}
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,43 @@ def estimate(config: Config, tiled: bool | None = None, calibrate: bool = True) 
         rate = calibration_rate(config)
         seconds = nominal / rate
     return Cost(pixels, nominal, tiled, per_pixel, device, host, disk, seconds, rate)
+
+
+_FLOPS: dict = {}
+
+
+@with_x64
+def step_flops(config: Config, compiled: bool = True) -> float:
+    """FLOP per pixel-step of the problem's step, from XLA's cost analysis of one block.
+
+    `compiled=False` reads the analysis before compilation (a tenth of the time, within ~30 %).
+    """
+    problem = config.problem
+    kernel = problem.kernel
+    key = (kernel, config.gd.dtype, compiled)  # the count depends on the kernel and types, not the view
+    if key in _FLOPS:
+        return _FLOPS[key]
+    coords = config.plane.coordinates(0, min(kernel.block, config.plane.size))
+    state, hyper = problem.initial(coords, numpy_dtype(config.gd.dtype))  # double-double: pairs of float64
+    coeffs = kernel.prepare({k: np.asarray(v) for k, v in hyper.items()})
+    lowered = jax.jit(kernel.step).lower(state, coeffs)
+    analysis = lowered.compile().cost_analysis() if compiled else lowered.cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+    flops = float((analysis or {}).get("flops", 0.0)) + float((analysis or {}).get("transcendentals", 0.0))
+    _FLOPS[key] = max(flops, 1.0) / len(next(iter(coords.values())))
+    return _FLOPS[key]
+
+
+def planned_seconds(config: Config, pixels: int | None = None) -> float:
+    """Dense time of `pixels` (default: the whole plane) at the planning rate of this process's devices.
+
+    An upper-bound guess without running anything (early exit only makes renders faster); the
+    measured `estimate(calibrate=True)` is the one to quote.
+    """
+    devices = jax.local_devices()
+    rate = PLANNING_FLOPS_PER_DEVICE.get(devices[0].platform, 5e10) * len(devices)
+    pixels = config.plane.size if pixels is None else pixels
+    return step_flops(config, compiled=False) * pixels * config.gd.steps / rate
 
 
 def calibration_rate(config: Config) -> float:

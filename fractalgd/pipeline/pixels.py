@@ -21,7 +21,7 @@ def initial_state(config: Config, coords: dict) -> tuple:
     return config.problem.initial(coords, numpy_dtype(config.gd.dtype))
 
 
-def run_pixels(config: Config, coords: dict) -> EngineResult:
+def run_pixels(config: Config, coords: dict, pad_to: int = 0) -> EngineResult:
     """Run the recipe's GD at plane coordinates `coords` (physical values, name → float64 array,
     or (hi, lo) pairs of arrays for a double-double recipe).
 
@@ -31,7 +31,8 @@ def run_pixels(config: Config, coords: dict) -> EngineResult:
     if config.gd.dtype == DOUBLE_DOUBLE:  # once per backend and process (cached)
         check_compensations(jax.local_devices()[0].platform)
     state, hyper = initial_state(config, coords)
-    return run_batch(config.problem.kernel, state, hyper, engine_options(config), devices=jax.local_devices())
+    options = engine_options(config)
+    return run_batch(config.problem.kernel, state, hyper, options, devices=jax.local_devices(), pad_to=pad_to)
 
 
 def plane_coordinates(config: Config, start: int, stop: int) -> dict:
@@ -41,9 +42,9 @@ def plane_coordinates(config: Config, start: int, stop: int) -> dict:
     return config.plane.coordinates(start, stop)
 
 
-def run_range(config: Config, start: int, stop: int) -> EngineResult:
+def run_range(config: Config, start: int, stop: int, pad_to: int = 0) -> EngineResult:
     """Run the engine on the flat pixels [start, stop) of the recipe's plane (row-major)."""
-    return run_pixels(config, plane_coordinates(config, start, stop))
+    return run_pixels(config, plane_coordinates(config, start, stop), pad_to)
 
 
 def device_summary() -> str:

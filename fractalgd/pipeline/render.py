@@ -6,16 +6,19 @@ and touches no files (`fractalgd.output.save_render` writes them).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import jax
 import numpy as np
 
 from fractalgd.config import Config
 from fractalgd.core.jaxenv import with_x64
 from fractalgd.core.version import __version__
 from fractalgd.pipeline.analysis import analyze_render
+from fractalgd.pipeline.cost import planned_seconds
 from fractalgd.pipeline.pixels import device_summary, run_range
 from fractalgd.problems.base import HasScore
 
@@ -51,12 +54,29 @@ def render_meta(config: Config, counts, elapsed_s: float, pixel_steps: int) -> d
     }
 
 
+PROGRESS_SECONDS = 1.5  # aim for a progress update at least every ~2 s
+
+
+def tile_pixels(config: Config) -> int:
+    """Pixels per engine call: `[engine] tile` at most, fewer where that would take over ~2 s.
+
+    Tiles are whole blocks on every device and all of one size (the last is padded), so a render
+    compiles once and no label depends on the tiling. The time per tile is planned from XLA's
+    FLOP count of the step at a nominal device rate, before anything runs.
+    """
+    total = config.plane.size
+    unit = (config.engine.block or config.problem.kernel.block) * len(jax.local_devices())
+    calls = max(math.ceil(total / config.engine.tile), math.ceil(planned_seconds(config) / PROGRESS_SECONDS))
+    calls = min(calls, math.ceil(total / unit))
+    return unit * math.ceil(total / (calls * unit))
+
+
 @with_x64
 def render(config: Config, progress: Callable[[int, int], None] | None = None, tile: int | None = None) -> RenderResult:
     """Render the recipe's plane; `progress(done_pixels, total_pixels)` is called after each tile.
 
-    `tile` (pixels per engine call, default `[engine] tile`) changes no label, only how often
-    `progress` hears back; a `progress` that raises stops the render between tiles.
+    `tile` (pixels per engine call, default `tile_pixels(config)`) changes no label, only how
+    often `progress` hears back; a `progress` that raises stops the render between tiles.
     """
     height, width = config.plane.shape
     total = height * width
@@ -64,12 +84,13 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     steps = np.empty(total, dtype=np.int32)
     executed = 0
     start_time = time.perf_counter()
-    tile = tile or config.engine.tile
+    planned = tile is None
+    tile = tile or tile_pixels(config)
     problem = config.problem
     scores = np.empty(total) if isinstance(problem, HasScore) else None
     for start in range(0, total, tile):
         stop = min(start + tile, total)
-        result = run_range(config, start, stop)
+        result = run_range(config, start, stop, pad_to=tile if planned else 0)
         labels[start:stop], steps[start:stop] = result.labels, result.steps
         if scores is not None:
             part = problem.score(result.state)

@@ -30,6 +30,7 @@ from fractalgd.config import Config, config_from_dict, load_config
 from fractalgd.core.jaxenv import with_x64
 from fractalgd.engine import run_batch
 from fractalgd.pipeline import engine_options, render
+from fractalgd.pipeline.cost import step_flops
 from fractalgd.problems.base import HasLoss, orthonormal_directions
 
 REFERENCE_CHUNK = 50_000
@@ -136,20 +137,6 @@ def gemm_peak(dtype, n: int = 2048, repeats: int = 3) -> float:
     a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
     a @ a
     return 2 * n**3 / min(_timed(lambda: a @ a) for _ in range(repeats))
-
-
-def step_flops(config: Config) -> float:
-    """FLOP per pixel-step of the problem's step, from XLA's cost analysis of one compiled block."""
-    problem = config.problem
-    kernel = problem.kernel
-    pixels = kernel.block
-    coords = config.plane.coordinates(0, min(pixels, config.plane.size))
-    state, hyper = problem.initial(coords, np.dtype(config.gd.dtype))
-    coeffs = kernel.prepare({k: np.asarray(v) for k, v in hyper.items()})
-    analysis = jax.jit(kernel.step).lower(state, coeffs).compile().cost_analysis()
-    analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
-    flops = float((analysis or {}).get("flops", 0.0)) + float((analysis or {}).get("transcendentals", 0.0))
-    return max(flops, 1.0) / len(next(iter(coords.values())))
 
 
 def his_measure(losses, max_val: float = 1e6):
