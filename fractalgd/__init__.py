@@ -4,6 +4,13 @@ Importing the package is quiet: it changes no JAX or XLA setting (64-bit types a
 only inside fractalgd's own calls, see `fractalgd.core.jaxenv`), and the public names below load
 on first use. For one XLA CPU device per core, as the CLI uses, call `fractalgd.use_all_cores()`
 before anything imports jax.
+
+    import fractalgd as fg
+    cfg = fg.load_config("configs/p1-fig3.toml", ["plane.resolution=[512,512]"])
+    r = fg.render(cfg)               # r.labels, r.steps, r.x, r.y; shown inline in a notebook
+    fg.save_render(r, "outputs/fig3-512")
+    fg.draw_figure(fg.load_render("outputs/fig3-512"), "fig3.pdf")
+    fg.analyze(r.labels, cfg.problem.class_names)   # D ± error, basin entropy, Wada
 """
 
 from __future__ import annotations
@@ -29,25 +36,28 @@ _PUBLIC = {
     "RenderResult": "fractalgd.pipeline",
     "render": "fractalgd.pipeline",
     "save_render": "fractalgd.output",
+    "load_render": "fractalgd.output.render_files",
+    "draw_figure": "fractalgd.output.figure",
+    # colours: arrays in, uint8 RGB out
+    "colorize": "fractalgd.colour",
+    "colorize_score": "fractalgd.colour",
+    "class_colors": "fractalgd.colour",
+    "legend_colors": "fractalgd.colour",
+    "shade_values": "fractalgd.colour",
+    # analysis: pure functions of label arrays (and `analyze`, which may re-run the engine)
+    "analyze": "fractalgd.pipeline",
+    "uncertainty_exponent": "fractalgd.pipeline",
+    "boundary_mask": "fractalgd.analysis.boundary",
+    "box_count": "fractalgd.analysis.boxcount",
+    "sd_dimension": "fractalgd.analysis.boxcount",
+    "basin_entropy": "fractalgd.analysis.entropy",
+    "wada_merge": "fractalgd.analysis.entropy",
 }
 
 __all__ = [  # noqa: F822 (most names load on first access, see __getattr__)
-    "Axis",
-    "Config",
-    "ConfigError",
-    "EngineOptions",
-    "EngineResult",
-    "Plane",
-    "RenderResult",
-    "View",
     "__version__",
-    "config_from_dict",
-    "get_problem",
-    "load_config",
-    "render",
-    "run_batch",
-    "save_render",
     "use_all_cores",
+    *_PUBLIC,
 ]
 
 

@@ -366,9 +366,9 @@ def test_cli_analyze_render_directory_and_npy(tmp_path):
     out = save_render(render(cfg), tmp_path / "r")
     result = runner.invoke(app, ["analyze", str(out), "--classes", "nearest,farthest", "--box", "4"])
     assert result.exit_code == 0, result.output
-    data = json.loads((out / "analysis.json").read_text())
+    data = json.loads((out / "analysis-boxcount.json").read_text())
     assert data["classes"] == ["nearest", "farthest"] and data["entropy"]["box"] == 4
-    assert (out / "analysis.png").stat().st_size > 0 and "D = " in result.output
+    assert (out / "analysis-boxcount.png").stat().st_size > 0 and "D = " in result.output
     npy = tmp_path / "disk.npy"
     np.save(npy, disk(256).astype(bool))
     result = runner.invoke(app, ["analyze", str(npy), "--classes", "0,1", "--method", "sd", "--json", str(tmp_path / "x.json")])
@@ -392,4 +392,4 @@ def test_cli_analyze_bad_input_is_one_line(tmp_path, make, args, words):
                             capture_output=True, text=True)  # fmt: skip
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and words in lines[0] and "Traceback" not in result.stderr
-    assert not (tmp_path / "analysis.json").exists()
+    assert not list(tmp_path.glob("analysis*"))

@@ -16,21 +16,45 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # messages may hold brackets ("[sweep]"), not markup
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Basins of attraction of gradient descent.")
+# rich_markup_mode=None: help texts are plain text, so "[zoom]" is shown, not eaten as markup.
+app = typer.Typer(
+    no_args_is_help=True, add_completion=True, rich_markup_mode=None, help="Basins of attraction of gradient descent."
+)
 err = Console(stderr=True)
 LONG_RUN_SECONDS = 20  # planned (FLOP-count) time above which a render first prints its measured estimate
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from fractalgd.core.version import __version__
+
+        typer.echo(f"fractalgd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Basins of attraction of gradient descent: render, figure, zoom, sweep, analyze, trace, serve, bench."""
 
 ConfigArg = Annotated[Path | None, typer.Argument(help="TOML recipe (default: the shipped default recipe).")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a key: --set gd.eta=0.5 (repeatable).")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an output of another recipe (or a file fractalgd did not write).")]
 
 
+def say(message: str) -> None:
+    """One line on stderr, as written: never wrapped (paths stay whole), no markup or highlighting."""
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
 def fail(message: str) -> typer.Exit:
     """One line on stderr, exit code 2 (a usage error, as click uses)."""
-    from rich.markup import escape  # a message may hold brackets ("[sweep]"), not markup
-
     err.print(f"[bold red]error:[/] {escape(' '.join(str(message).split()))}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
@@ -55,13 +79,13 @@ def guarded(command):
         except MemoryError:
             raise fail("out of memory: lower plane.resolution or engine.tile") from None
         except KeyboardInterrupt:
-            err.print("interrupted", highlight=False)
+            say("interrupted")
             raise typer.Exit(130) from None
         except Exception as error:
             if os.environ.get("FRACTALGD_DEBUG"):
                 raise
             message = " ".join(f"{type(error).__name__}: {error}".split())[:300]
-            err.print(f"[bold red]internal error:[/] {message} (FRACTALGD_DEBUG=1 shows where)", highlight=False)
+            err.print(f"[bold red]internal error:[/] {escape(message)} (FRACTALGD_DEBUG=1 shows where)", highlight=False)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -100,12 +124,17 @@ def render_cli(
         hint = " (a sweep file: run `fractalgd sweep`)" if str(error).startswith("sweep:") else ""
         raise ConfigError(f"{error}{hint}") from None
     tiled = use_tiled(cfg, process.count)
+    if tiled and cfg.render.feature is not None:  # out-of-core tiles keep labels and steps only
+        raise ConfigError(f"render.color: '{cfg.render.color}' needs an in-memory render (engine.out_of_core = false)")
     if out is not None:
         out_dir = out
         if not (tiled and process.count > 1):  # processes sharing a tiled render all write there
             check_target(out_dir, cfg, force)
     else:
         out_dir = free_output_dir(cfg)
+        if out_dir.name != cfg.name:
+            taken = out_dir.parent / cfg.name
+            say(f"{taken} holds another recipe's render (or other files): writing {out_dir}")
     # Long runs say up front what they will cost, timed by a short calibration run.
     long_run = not dry_run and planned_seconds(cfg) > LONG_RUN_SECONDS
     cost = estimate(cfg, tiled, calibrate=dry_run or long_run)
@@ -114,14 +143,20 @@ def render_cli(
         typer.echo(f"{out_dir}: {cost.summary()}")
         return
     if long_run:
-        err.print(f"{out_dir}: {cost.summary()}", highlight=False)
+        say(f"{out_dir}: {cost.summary()}")
     if tiled:
         return _render_tiled(cfg, out_dir, process, force)
     with progress_bar(f"render {cfg.name}") as update:
         result = render(cfg, progress=update)
     save_render(result, out_dir, force=force)
-    counts = ", ".join(f"{n} {c / result.labels.size:.1%}" for n, c in result.meta["counts"].items() if c)
-    err.print(f"{out_dir}: {counts} ({result.meta['elapsed_s']:.2f} s on {result.meta['device']})", highlight=False)
+    counts = _fractions(result.meta["counts"])
+    say(f"wrote {out_dir}: {counts} ({result.meta['elapsed_s']:.2f} s on {result.meta['device']})")
+
+
+def _fractions(counts: dict) -> str:
+    """'diverged 78.8%, nearest 17.2%, saddle <0.1%': the classes present."""
+    total = max(sum(counts.values()), 1)
+    return ", ".join(f"{n} {c / total:.1%}" if c / total >= 0.0005 else f"{n} <0.1%" for n, c in counts.items() if c)
 
 
 def _render_tiled(cfg, out_dir: Path, process, force: bool) -> None:
@@ -133,12 +168,34 @@ def _render_tiled(cfg, out_dir: Path, process, force: bool) -> None:
         run = render_tiled(cfg, out_dir, progress=update, process=process, force=force)
     if run.meta is None:
         waiting = f"{len(run.waiting)} tiles of other processes not yet done: the last to finish assembles"
-        err.print(f"{out_dir}: {len(run.computed)} tiles done here; {waiting}", highlight=False)
+        say(f"{out_dir}: {len(run.computed)} tiles done here; {waiting}")
         return
-    total = sum(run.meta["counts"].values())
-    counts = ", ".join(f"{n} {c / total:.1%}" for n, c in run.meta["counts"].items() if c)
+    counts = _fractions(run.meta["counts"])
     done = f"{len(run.computed)} tiles rendered, {run.reused} reused"
-    err.print(f"{out_dir}: {counts} ({done}; {run.meta['elapsed_s']:.2f} s on {run.meta['device']})", highlight=False)
+    say(f"wrote {out_dir}: {counts} ({done}; {run.meta['elapsed_s']:.2f} s on {run.meta['device']})")
+
+
+@app.command("figure")
+@guarded
+def figure_cli(
+    render_dir: Annotated[Path, typer.Argument(help="A render directory (labels.npy, steps.npy, meta.json).")],
+    out: Annotated[Path | None, typer.Option("--out", help="FILE.png, .pdf or .svg (default: RENDER_DIR/figure.png).")] = None,
+    dpi: Annotated[int, typer.Option("--dpi", help="Figure pixels per inch; one image pixel stays one figure pixel.")] = 150,
+    cmap: Annotated[str | None, typer.Option("--cmap", help="matplotlib colormap for scores and features.")] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Title (default: the recipe's name and its --set values).")] = None,
+    feature: Annotated[str | None, typer.Option("--feature", help="Draw this array of features.npz with a colour bar.")] = None,
+    force: ForceOpt = False,
+) -> None:
+    """The paper figure of a render: full-resolution image, physical axes, legend, title (PNG, PDF, SVG)."""
+    from fractalgd.output.figure import draw_figure
+    from fractalgd.output.files import check_file_target
+    from fractalgd.output.render_files import load_render
+
+    render = load_render(render_dir)
+    path = out if out is not None else Path(render_dir) / "figure.png"
+    check_file_target(path, force)
+    draw_figure(render, path, dpi=dpi, cmap=cmap, title=title, feature=feature)
+    say(f"wrote {path}")
 
 
 @app.command("sweep")
@@ -161,7 +218,7 @@ def sweep_cli(
     with progress_bar(f"sweep {spec.name}{tag}") as update:
         run = run_sweep(spec, out_dir, progress=update, process=process)
     done = f"{len(run.computed)} points rendered, {run.reused} reused, {len(run.rows)}/{run.total} finished"
-    err.print(f"{out_dir / 'sweep.csv'}: {done}", highlight=False)
+    say(f"{out_dir / 'sweep.csv'}: {done}")
 
 
 @app.command("info")
@@ -215,42 +272,61 @@ def zoom_cli(
     config: Annotated[Path, typer.Argument(help="TOML recipe with a [zoom] table.")],
     out: Annotated[Path | None, typer.Option("--out", help="Output directory (default: outputs/NAME).")] = None,
     set_: SetOpt = None,
+    crf: Annotated[int, typer.Option("--crf", min=0, max=51, help="H.264 quality: 0 lossless, 18 clean, 51 worst.")] = 18,
+    size: Annotated[str | None, typer.Option("--size", help="Video frame size WxH, even (default: [zoom] resolution).")] = None,
+    overlay: Annotated[bool, typer.Option("--overlay", help="Write the zoom depth and view width into each frame.")] = False,
 ) -> None:
     """Zoom: keyframes (resumable), zoom.mp4, and the dimension against depth (dimension.csv/png)."""
-    from fractalgd.output import write_json_atomic, write_text_atomic
-    from fractalgd.output.plots import plot_dimension
+    from fractalgd.output import write_json_atomic
     from fractalgd.output.study_dirs import check_study_dir
-    from fractalgd.studies.video import VideoError, write_video
+    from fractalgd.studies.video import VideoError, VideoSettings, video_is_current, write_video
     from fractalgd.studies.zoom import load_zoom, render_keyframes
-    from fractalgd.studies.zoom_dimension import dimension_csv, dimension_table, pooled_dimension
+    from fractalgd.studies.zoom_dimension import dimension_table, pooled_dimension, write_dimension
 
+    settings = VideoSettings(_frame_size(size), crf, overlay)
     spec, base = load_zoom(config, set_ or [])
     out_dir = out or Path("outputs") / base.name
     check_study_dir(out_dir, ("keyframes", "zoom.json"))
     with progress_bar(f"keyframes {base.name}") as update:
         run = render_keyframes(spec, base, out_dir, progress=update)
     if run.stopped:
-        err.print(f"[yellow]{run.stopped}[/]", highlight=False)
+        err.print(f"[yellow]{escape(run.stopped)}[/]", highlight=False, soft_wrap=True)
     summary = {"name": base.name, "fps": spec.fps, "stopped": run.stopped}
     summary["keyframes"] = [k.record(spec) for k in run.keyframes]
     rows, pooled = dimension_table(run.keyframes, spec)
-    write_text_atomic(out_dir / "dimension.csv", dimension_csv(rows))
-    plot_dimension(rows, pooled, out_dir / "dimension.png", title=base.name)
+    summary["dimension_key"] = write_dimension(rows, pooled, out_dir, base.name)
     summary["pooled_median_dimension"] = pooled
     summary["pooled_dimension"] = pooled_dimension(rows)  # D over keyframes, with its scatter and error
-    try:
-        with progress_bar("video frames") as update:
-            summary["frames"] = write_video(spec, run.keyframes, base, out_dir / "zoom.mp4", progress=update)
-    except VideoError as error:
-        write_json_atomic(out_dir / "zoom.json", summary)
-        raise fail(str(error)) from None
+    video = out_dir / "zoom.mp4"
+    summary["frames"] = video_is_current(spec, run.keyframes, base, video, settings)
+    reused_video = summary["frames"] is not None
+    if not reused_video:
+        try:
+            with progress_bar("video frames") as update:
+                summary["frames"] = write_video(spec, run.keyframes, base, video, progress=update, settings=settings)
+        except VideoError as error:
+            write_json_atomic(out_dir / "zoom.json", summary)
+            raise fail(str(error)) from None
     write_json_atomic(out_dir / "zoom.json", summary)
     reused = sum(not k.rendered for k in run.keyframes)
     elapsed = sum(k.elapsed_s for k in run.keyframes)
-    err.print(
-        f"{out_dir}: {len(run.keyframes)} keyframes ({reused} reused, {elapsed:.1f} s), {summary['frames']} frames",
-        highlight=False,
-    )
+    frames = f"{summary['frames']} frames" + (" (video unchanged: not re-encoded)" if reused_video else "")
+    say(f"wrote {out_dir}: {len(run.keyframes)} keyframes ({reused} reused, {elapsed:.1f} s), {frames}")
+
+
+def _frame_size(text: str | None) -> tuple[int, int] | None:
+    """--size WxH → (W, H): positive and even (H.264 with 4:2:0 chroma needs even sides)."""
+    if text is None:
+        return None
+    from fractalgd.config import ConfigError
+
+    w, sep, h = text.lower().partition("x")
+    if not sep or not w.strip().isdigit() or not h.strip().isdigit():
+        raise ConfigError(f"--size: expected WxH, e.g. 1280x720, got '{text}'")
+    size = (int(w), int(h))
+    if min(size) < 2 or size[0] % 2 or size[1] % 2 or max(size) > 8192:
+        raise ConfigError(f"--size: both sides must be even, from 2 to 8192, got {text}")
+    return size
 
 
 @app.command("serve")
@@ -285,27 +361,28 @@ def analyze_cli(
     classes: Annotated[str | None, typer.Option("--classes", help="Boundary of one pair: a,b (names, or ids).")] = None,
     box: Annotated[int, typer.Option("--box", min=1, help="Box side (px) of the basin entropies.")] = 5,
     method: Annotated[str, typer.Option("--method", help="boxcount | sd | uncertainty (re-runs the engine).")] = "boxcount",
-    json_out: Annotated[Path | None, typer.Option("--json", help="Where to write the JSON (default: analysis.json).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Where to write the JSON (default: analysis-METHOD.json next to the input).")] = None,
+    feature: Annotated[str | None, typer.Option("--feature", help="Instead: statistics of one limit feature (features.npz) per class, and its image.")] = None,
     force: ForceOpt = False,
 ) -> None:
     """Fractal dimension of the basin boundary (D ± error, fit range), basin entropy, Wada test."""
-    from fractalgd.output.analysis_files import load_input, write_report
-    from fractalgd.output.files import check_file_target
+    from fractalgd.output.analysis_files import check_report_target, load_input, write_report
     from fractalgd.pipeline import analyze
 
+    if feature is not None:
+        return _analyze_feature(path, feature, json_out, force)
     if method not in ("boxcount", "sd", "uncertainty"):
         raise fail(f"--method: must be boxcount, sd or uncertainty, got '{method}'")
-    labels, names, config, default_json = load_input(path, need_config=method == "uncertainty")
+    labels, names, config, default_json = load_input(path, need_config=method == "uncertainty", method=method)
     json_path = json_out or default_json
-    check_file_target(json_path, force, "--json")
-    check_file_target(Path(json_path).with_suffix(".png"), force, "--json")
+    check_report_target(json_path, path, force)
     pair = [c.strip() for c in classes.split(",")] if classes else None
     # Only the uncertainty exponent runs the engine long enough to need a progress bar.
     engine = method == "uncertainty" and config is not None
     bar = progress_bar("uncertainty exponent") if engine else contextlib.nullcontext(None)
     with bar as update:
         result = analyze(labels, names, classes=pair, box=box, method=method, config=config, progress=update)
-    json_path, plot_path = write_report(result, json_path)
+    json_path, plot_path = write_report(result, json_path, path)
     lo, hi = result["fit_range"]
     unit = "of the view" if method == "uncertainty" else "px"
     typer.echo(f"D = {result['dimension']:.4f} ± {result['stderr']:.4f} ({method}, fit range {lo:g}..{hi:g} {unit})")
@@ -316,8 +393,32 @@ def analyze_cli(
         wada = result["wada"]
         typer.echo(f"Wada: {'yes' if wada['wada'] else 'no'} (p = {wada['p']:.3f} at r = {wada['r']} px)")
     for warning in result["warnings"]:
-        err.print(f"warning: {warning}", highlight=False, soft_wrap=True)
-    err.print(f"wrote {json_path} and {plot_path}", highlight=False)
+        say(f"warning: {warning}")
+    say(f"wrote {json_path} and {plot_path}")
+
+
+def _analyze_feature(path: Path, feature: str, json_out: Path | None, force: bool) -> None:
+    from fractalgd.analysis.features import feature_summary
+    from fractalgd.output.analysis_files import load_feature, load_input, write_feature_report
+    from fractalgd.output.files import check_file_target
+
+    if not Path(path).is_dir():
+        raise fail(f"--feature: '{path}' must be a render directory (with features.npz)")
+    labels, names, _, _ = load_input(path)
+    values = load_feature(path, feature)
+    json_path = json_out or Path(path) / f"feature-{feature}.json"
+    check_file_target(json_path, force, "--json")
+    check_file_target(Path(json_path).with_suffix(".png"), force, "--json")
+    summary = feature_summary(values, labels, names, feature)
+    json_path, png_path = write_feature_report(summary, values, json_path)
+    for label, stats in {"all": summary["all"], **summary["classes"]}.items():
+        if stats["defined"]:
+            q = stats["quantiles"]
+            typer.echo(f"{label}: {feature} median {q['0.5']:.6g} [{stats['min']:.6g}, {stats['max']:.6g}] "
+                       f"({stats['defined']}/{stats['pixels']} px defined)")  # fmt: skip
+        else:
+            typer.echo(f"{label}: {feature} undefined ({stats['pixels']} px)")
+    err.print(f"wrote {json_path} and {png_path}", highlight=False)
 
 
 @app.command("trace")
@@ -342,7 +443,7 @@ def trace_cli(
     trace = trace_pixel(cfg, x, y)
     title = f"{cfg.name} at {cfg.plane.x.param}={x:g}, {cfg.plane.y.param}={y:g}"
     path = plot_trace(trace, path, title)
-    err.print(f"{path}: {trace.label} (decided at step {trace.decided_at})", highlight=False)
+    say(f"{path}: {trace.label} (decided at step {trace.decided_at})")
 
 
 def _terminate(signum, frame) -> None:

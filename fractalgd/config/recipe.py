@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -32,6 +32,7 @@ from fractalgd.core.precision import DOUBLE_DOUBLE, FLOAT_DTYPES
 from fractalgd.problems import REGISTRY, get_problem
 from fractalgd.problems.base import NONNEGATIVE, POSITIVE, Problem, RecipeContext
 from fractalgd.problems.dd import double_double
+from fractalgd.problems.features import feature_names
 
 DTYPES = FLOAT_DTYPES
 MAX_STEPS = 2**31 - 1  # the engine counts steps in int32
@@ -56,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
         "out_of_core": "auto",
         "disk_tile": 2048,
     },
-    "render": {"shade": True, "equalize": False, "axes": False, "histogram": False},
+    "render": {"shade": True, "equalize": False, "axes": False, "histogram": False, "color": "class", "features": True},
     "analysis": {"enabled": False, "classes": [], "box": 5, "method": "boxcount"},
 }
 ANALYSIS_METHODS = ("boxcount", "sd", "uncertainty")
@@ -93,6 +94,13 @@ class RenderConfig:
     equalize: bool
     axes: bool
     histogram: bool
+    color: str = "class"  # "class", or "feature:NAME" (a limit feature through a perceptual colormap)
+    features: bool = True  # compute the limit features (features.npz); attractors are found either way
+
+    @property
+    def feature(self) -> str | None:
+        """The feature the image shows (`color = "feature:NAME"`), or None for the classes."""
+        return self.color.partition(":")[2] if self.color.startswith("feature:") else None
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,7 @@ class Config:
     render: RenderConfig
     resolved: dict
     analysis: AnalysisConfig | None = None
+    overrides: tuple[str, ...] = field(default=(), compare=False)  # the `--set` list load_config applied
 
     def to_toml(self) -> str:
         return dump_toml(self.resolved)
@@ -164,7 +173,7 @@ class Config:
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a TOML recipe (None: the default), apply `key.path=value` overrides, validate."""
     raw = read_toml(path if path is not None else default_recipe_path())
-    return config_from_dict(apply_overrides(raw, overrides))
+    return replace(config_from_dict(apply_overrides(raw, overrides)), overrides=tuple(overrides))
 
 
 # --- one table at a time ------------------------------------------------------------------------
@@ -315,6 +324,21 @@ def _engine_table(raw: dict) -> dict:
     return engine
 
 
+def _render_table(given: Any, problem: Problem) -> dict:
+    render = merge_table("render", given, DEFAULTS["render"])
+    color = render["color"]
+    if color != "class":
+        kind, _, name = color.partition(":")
+        known = feature_names(problem)
+        if kind != "feature" or name not in known:
+            raise ConfigError(
+                f"render.color: expected 'class' or 'feature:NAME' with NAME one of {', '.join(known)}, got '{color}'"
+            )
+        if not render["features"]:
+            raise ConfigError(f"render.color: '{color}' needs render.features = true")
+    return render
+
+
 def _analysis_table(given: Any, class_names) -> dict:
     analysis = merge_table("analysis", given, DEFAULTS["analysis"])
     if analysis["method"] not in ANALYSIS_METHODS:
@@ -356,7 +380,6 @@ def config_from_dict(raw: dict) -> Config:
     gd = _gd_table(raw)
     plane = _plane_table(raw, cls.default_axes, gd["dtype"])
     engine = _engine_table(raw)
-    render_cfg = merge_table("render", raw.get("render", {}), DEFAULTS["render"])
     ctx = RecipeContext(
         gd["eta"], gd["steps"], gd["dtype"], tuple(plane["base"]), tuple(plane["dir1"]), tuple(plane["dir2"]),
         plane["seed"], (plane["x"]["param"], plane["y"]["param"]),
@@ -365,6 +388,7 @@ def config_from_dict(raw: dict) -> Config:
     if gd["dtype"] == DOUBLE_DOUBLE:
         problem = double_double(problem)
     _check_coordinates(plane, problem)
+    render_cfg = _render_table(raw.get("render", {}), problem)
     view = _view(plane)
     analysis = _analysis_table(raw.get("analysis", {}), problem.class_names)
     if "zoom" in raw:  # validated here too, so a typo in [zoom] also fails `fractalgd render`

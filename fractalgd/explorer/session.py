@@ -394,7 +394,7 @@ class Explorer:
         try:
             self._acquire_engine(client, gen)
             try:
-                labels, steps, executed = self._run(config, client, gen)
+                labels, steps, executed, names = self._run(config, client, gen)
             finally:
                 self._engine.release()
         except Superseded:
@@ -407,7 +407,6 @@ class Explorer:
         self._update(client, gen, state="done", done=config.plane.size, elapsed_s=elapsed)
         if self.current(client) != gen:
             raise Superseded(f"render {gen} of client {client} superseded")
-        names = config.problem.class_names
         rgb = colorize(labels, steps, names, config.gd.steps, config.render.shade, config.render.equalize)
         with self._state:
             self._next_id += 1
@@ -453,8 +452,10 @@ class Explorer:
         self._update(client, gen, state="rendering", started_at=time.monotonic())
         tile = min(self.tile, tile_pixels(config.gd.steps))
         # The pipeline's own tile loop; [analysis] is the explorer's "D of this view" request instead.
-        result = render(replace(config, analysis=None), progress=after_tile, tile=tile)
-        return result.labels, result.steps, result.meta["pixel_steps"]
+        # Limit features are not shown here: off, so a view costs what its engine run costs.
+        quiet = replace(config, analysis=None, render=replace(config.render, features=False))
+        result = render(quiet, progress=after_tile, tile=tile)
+        return result.labels, result.steps, result.meta["pixel_steps"], result.class_names
 
     def labels(self, render_id) -> tuple[np.ndarray, tuple]:
         """(labels, class names) of a recent render."""

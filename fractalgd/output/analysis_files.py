@@ -1,5 +1,5 @@
 """The files of `fractalgd analyze`: reading its input (a render directory or a .npy array) and writing
-analysis.json with its fit plot."""
+analysis-METHOD.json with its fit plot (analysis-METHOD.png), so each method keeps its own report."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from fractalgd.analysis import AnalysisError
 from fractalgd.analysis.boundary import as_labels
 from fractalgd.config import ConfigError, config_from_dict, load_config
 from fractalgd.output.atomic import write_json_atomic
+from fractalgd.output.files import check_file_target
 from fractalgd.output.fitplot import draw
 
 
@@ -28,8 +29,17 @@ def fit_plot(result: dict, path) -> Path:
 MAX_CLASS_ID = 65535
 
 
-def load_input(path, need_config: bool = False) -> tuple[np.ndarray, list[str], object, Path]:
-    """(labels, class names, config or None, default analysis.json path) of a render directory or a .npy file.
+def report_name(method: str) -> str:
+    """analysis-METHOD.json: one report per method, next to the input."""
+    return f"analysis-{method}.json"
+
+
+def load_input(
+    path, need_config: bool = False, method: str = "boxcount"
+) -> tuple[np.ndarray, list[str], object, Path]:
+    """(labels, class names, config or None, default report path) of a render directory or a .npy file.
+
+    The default report is `report_name(method)` inside a render directory, or next to a .npy file.
 
     The recipe is only read with `need_config` (method="uncertainty" re-runs the engine): box
     counting never builds a problem, so it never imports a custom loss.
@@ -47,10 +57,10 @@ def load_input(path, need_config: bool = False) -> tuple[np.ndarray, list[str], 
             names = [str(given.get(str(i), i)) for i in range(max(len(given), len(names)))]
         if need_config:
             config = _load_recipe(path, meta)
-        return labels, names, config, path / "analysis.json"
+        return labels, names, config, path / report_name(method)
     if path.suffix == ".npy" and path.is_file():
         labels = _load_npy(path)
-        return labels, [str(i) for i in range(int(labels.max()) + 1)], None, path.with_name("analysis.json")
+        return labels, [str(i) for i in range(int(labels.max()) + 1)], None, path.with_name(report_name(method))
     raise AnalysisError(f"'{path}': expected a render directory or a 2-D .npy label array")
 
 
@@ -92,8 +102,58 @@ def _load_npy(path: Path) -> np.ndarray:
     return labels
 
 
-def write_report(result: dict, json_path) -> tuple[Path, Path]:
-    """Write analysis.json (atomically) and the fit plot next to it (same name, .png)."""
+def check_report_target(json_path, input_path, force: bool = False) -> None:
+    """Refuse (ConfigError) to replace a file fractalgd did not write, or fractalgd's report of
+    another input, unless `force` (a report of this same input is replaced)."""
     json_path = Path(json_path)
+    for target in (json_path, json_path.with_suffix(".png")):
+        check_file_target(target, force, "--json")
+    if force or not json_path.is_file():
+        return
+    try:
+        recorded = json.loads(json_path.read_text()).get("input")
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        return  # check_file_target found it to be ours; an old report without an input field
+    if recorded is not None and recorded != input_key(input_path):
+        raise ConfigError(f"--json {json_path}: holds the analysis of {recorded}; pass --force or choose another --json")
+
+
+def input_key(path) -> str:
+    """How a report names its input: the resolved path of the render directory or .npy file."""
+    return str(Path(path).resolve())
+
+
+def write_report(result: dict, json_path, input_path=None) -> tuple[Path, Path]:
+    """Write the report JSON (atomically, naming its input) and the fit plot next to it (same name, .png)."""
+    json_path = Path(json_path)
+    if input_path is not None:
+        result = {**result, "input": input_key(input_path)}
     write_json_atomic(json_path, result)
     return json_path, fit_plot(result, json_path.with_suffix(".png"))
+
+
+def load_feature(path, name: str) -> np.ndarray:
+    """The feature `name` of a render directory's features.npz (float64)."""
+    file = Path(path) / "features.npz"
+    if not file.is_file():
+        raise AnalysisError(f"'{path}' has no features.npz (rendered with [render] features = false, or out of core)")
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            if name not in data.files:
+                raise AnalysisError(f"--feature: '{name}' is not in {file} (known: {', '.join(data.files)})")
+            return np.asarray(data[name], dtype=np.float64)
+    except (ValueError, OSError, EOFError) as error:
+        raise AnalysisError(f"'{file}' is not a readable .npz archive: {error}") from None
+
+
+def write_feature_report(summary: dict, values: np.ndarray, json_path) -> tuple[Path, Path]:
+    """The feature's statistics as JSON and its image (viridis, NaN grey) as a PNG next to it."""
+    from fractalgd.colour import colorize_feature
+    from fractalgd.output.atomic import write_bytes_atomic
+    from fractalgd.output.png import png_bytes
+
+    json_path = Path(json_path)
+    png_path = json_path.with_suffix(".png")
+    write_json_atomic(json_path, summary)
+    write_bytes_atomic(png_path, png_bytes(colorize_feature(values)))
+    return json_path, png_path

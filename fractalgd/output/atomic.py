@@ -39,7 +39,21 @@ def _host() -> str:
 
 def _temp_name(target: Path, kind: str) -> Path:
     tag = f"{_host()}-{os.getpid()}"
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}{TEMP_MARK}{kind}-{tag}-", dir=target.parent))
+    path = Path(tempfile.mkdtemp(prefix=f".{target.name}{TEMP_MARK}{kind}-{tag}-", dir=target.parent))
+    _normal_mode(path, directory=True)
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _normal_mode(path: Path, directory: bool) -> None:
+    """The mode open() or mkdir() would give (mkstemp and mkdtemp make private 0600 / 0700 entries)."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
 def _fsync_dir(path: Path) -> None:
@@ -66,6 +80,7 @@ def atomic_path(path: str | Path, keep_suffix: bool = False):
     fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
+    _normal_mode(tmp, directory=False)
     try:
         yield tmp
         with open(tmp, "rb+") as f:

@@ -13,9 +13,15 @@ SOFTWARE = "fractalgd"  # the PNG "Software" text of every figure fractalgd writ
 
 
 def written_by_fractalgd(path: str | Path) -> bool:
-    """Whether the file at `path` is one fractalgd wrote: a PNG it marked, or one of its JSON reports."""
+    """Whether the file at `path` is one fractalgd wrote: a PNG, PDF or SVG it marked, or one of its JSON reports."""
     path = Path(path)
     try:
+        if path.suffix.lower() == ".pdf":  # the Info dictionary, near the end (matplotlib writes it last)
+            return _tail(path, 1 << 16).find(f"/Creator ({SOFTWARE} ".encode()) >= 0
+        if path.suffix.lower() == ".svg":  # the metadata block, at the top
+            with open(path, "rb") as f:
+                head = f.read(1 << 13)
+            return head.find(f"<dc:title>{SOFTWARE} ".encode()) >= 0 and head.find(b"<dc:creator>") >= 0
         if path.suffix.lower() == ".png":
             with Image.open(path) as image:
                 text = getattr(image, "text", {}) or {}
@@ -37,3 +43,10 @@ def check_file_target(path: str | Path, force: bool = False, option: str = "--ou
         raise ConfigError(f"{option} {path}: is a directory; give a file name")
     if path.exists() and not force and not written_by_fractalgd(path):
         raise ConfigError(f"{option} {path}: exists and was not written by fractalgd; choose another path or pass --force")
+
+
+def _tail(path: Path, size: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - size))
+        return f.read()

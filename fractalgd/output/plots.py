@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from fractalgd.output.atomic import atomic_savefig
+from fractalgd.output.names import key_label, symbol
 
 
 def _number(value) -> float:
@@ -67,7 +68,7 @@ def plot_sweep(sweep, rows: list[dict], path: Path) -> None:
     first = sweep.axes[0]
     groups = {}
     for row in rows:
-        label = f"{sweep.axes[1].key} = {row[sweep.axes[1].key]:g}" if len(sweep.axes) == 2 else None
+        label = f"{symbol(sweep.axes[1].key)} = {row[sweep.axes[1].key]:g}" if len(sweep.axes) == 2 else None
         groups.setdefault(label, []).append(row)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for label, group in groups.items():
@@ -79,7 +80,7 @@ def plot_sweep(sweep, rows: list[dict], path: Path) -> None:
     if first.log:
         ax.set_xscale("log")
     ax.axhline(1.0, color="0.6", lw=0.8, ls="--")  # a smooth curve
-    ax.set_xlabel(first.key)
+    ax.set_xlabel(key_label(first.key, first.log))
     ax.set_ylabel("box-counting dimension D of the boundary")
     ax.set_title(sweep.name)
     if len(groups) > 1:

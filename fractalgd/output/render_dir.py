@@ -2,8 +2,12 @@
 
 A render directory holds `image.png` (the recipe embedded as the text chunk `fractalgd-recipe`),
 `labels.npy` (uint8), `steps.npy` (int32), `meta.json` (written last: a directory with it is
-complete) and `recipe.toml`, plus `score.npy` where the problem has a score. It is assembled in
-a hidden sibling and swapped into place (`atomic.replace_directory`).
+complete) and `recipe.toml`, plus `score.npy` where the problem has a score, `features.npz`
+(the limit features: name → float array of the image's shape, in the render's dtype, NaN where
+undefined; `fractalgd.pipeline.features`) unless `[render] features = false`, `figure.png` with
+`[render] axes` (the image in axes with legend or colour bar, `output.figure`) and `histogram.png`
+with `[render] histogram` (decision steps per class). It is assembled in a hidden sibling and
+swapped into place (`atomic.replace_directory`).
 
 What may be replaced: nothing, or a render directory (one holding fractalgd's `meta.json`). One of
 another recipe only with `force`. Entries of the old directory that the new render does not write
@@ -21,15 +25,18 @@ from pathlib import Path
 
 import numpy as np
 
-from fractalgd.colour import colorize, colorize_score
 from fractalgd.core.errors import ConfigError
+from fractalgd.core.precision import numpy_dtype
 from fractalgd.output.atomic import json_text, recover_directory, remove_dead_temporaries, replace_directory
-from fractalgd.output.figure import annotated_png
+from fractalgd.output.figure import draw_figure
+from fractalgd.output.histogram import draw_histogram
 from fractalgd.output.png import png_bytes
+from fractalgd.output.render_files import RenderFiles
 
 META = "meta.json"
 RENDER_FILES = ("image.png", "labels.npy", "steps.npy", "score.npy", "features.npz", "recipe.toml", META, "tiles")
-DERIVED_PREFIX = "analysis"  # analysis*.json / .png describe one recipe's labels
+# analysis*.json / .png, figure*, histogram*: they describe one recipe's labels
+DERIVED_PREFIXES = ("analysis", "figure", "histogram")
 
 
 def read_meta(path: str | Path) -> dict | None:
@@ -98,7 +105,7 @@ def _carry_over(old: Path, new: Path, keep_derived: bool) -> None:
     for entry in old.iterdir():
         if entry.name in RENDER_FILES:
             continue
-        if entry.name.startswith(DERIVED_PREFIX) and not keep_derived:
+        if entry.name.startswith(DERIVED_PREFIXES) and not keep_derived:
             continue
         target = new / entry.name
         if target.exists():
@@ -127,8 +134,7 @@ def write_render_directory(
     """Write a render directory: `write_arrays(tmp)` writes the arrays, then image, recipe and meta.
 
     `rgb` is the image (for a tiled render, its preview), or a function returning it once the
-    arrays are written; `meta` may be filled in by `write_arrays` too (its counts feed the legend
-    of `[render] axes` figures).
+    arrays are written; `meta` may be filled in by `write_arrays` too.
     """
     out_dir = Path(out_dir)
     check_target(out_dir, config, force)
@@ -137,26 +143,40 @@ def write_render_directory(
     with replace_directory(out_dir) as tmp:
         write_arrays(tmp)
         rgb = rgb() if callable(rgb) else rgb
-        if config.render.axes:
-            title = config.name
-            image = annotated_png(rgb, config.plane, config.problem.class_names, meta["counts"], title, recipe)
-        else:
-            image = png_bytes(rgb, recipe)
-        (tmp / "image.png").write_bytes(image)
+        (tmp / "image.png").write_bytes(png_bytes(rgb, recipe))  # always the full-resolution image
         (tmp / "recipe.toml").write_text(recipe)
+        if config.render.axes or config.render.histogram:
+            files = _render_files(tmp, meta)
+            if config.render.axes:
+                draw_figure(files, tmp / "figure.png")
+            if config.render.histogram:
+                draw_histogram(files, tmp / "histogram.png")
         if old_meta is not None:
             _carry_over(out_dir, tmp, keep_derived=_same_recipe(old_meta, config))
         (tmp / META).write_text(json_text(meta))  # last: its presence marks the directory complete
     return out_dir
 
 
+def _render_files(tmp: Path, meta: dict) -> RenderFiles:
+    """The arrays just written (memory-mapped) with the meta about to be written."""
+    meta = json.loads(json_text(meta))  # what meta.json will hold (as the figure command reads it)
+    score = np.load(tmp / "score.npy", mmap_mode="r") if (tmp / "score.npy").is_file() else None
+    labels, steps = (np.load(tmp / n, mmap_mode="r") for n in ("labels.npy", "steps.npy"))
+    features = {}
+    if (tmp / "features.npz").is_file():
+        with np.load(tmp / "features.npz", allow_pickle=False) as npz:
+            features = {name: npz[name] for name in npz.files}
+    return RenderFiles(labels, steps, meta, score, features, directory=tmp)
+
+
 def render_rgb(result) -> np.ndarray:
-    """The image of a RenderResult: its score in Sohl-Dickstein's colours, or its classes."""
-    config = result.config
-    if result.score is not None:
-        return colorize_score(result.score)
-    r = config.render
-    return colorize(result.labels, result.steps, config.problem.class_names, config.gd.steps, r.shade, r.equalize)
+    """The image of a RenderResult (`RenderResult.rgb`)."""
+    return result.rgb()
+
+
+def write_features(path: Path, features: dict, dtype) -> None:
+    """features.npz: name → array in `dtype` (the render's), NaN where undefined."""
+    np.savez(path, **{name: np.asarray(values, dtype=dtype) for name, values in features.items()})
 
 
 def save_render(result, out_dir: str | Path, force: bool = False) -> Path:
@@ -167,5 +187,7 @@ def save_render(result, out_dir: str | Path, force: bool = False) -> Path:
         np.save(tmp / "steps.npy", result.steps)
         if result.score is not None:
             np.save(tmp / "score.npy", result.score)
+        if result.features is not None:
+            write_features(tmp / "features.npz", result.features, numpy_dtype(result.config.gd.dtype))
 
     return write_render_directory(out_dir, result.config, result.meta, arrays, render_rgb(result), force)

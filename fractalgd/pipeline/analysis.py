@@ -12,12 +12,14 @@ def analyze(labels, class_names, **options) -> dict:
     return analyze_labels(labels, class_names, uncertainty_fn=uncertainty_exponent, **options)
 
 
-def analyze_render(labels, config) -> dict:
-    """The [analysis] table of a render's recipe, run on its labels: the result, or {"error": why}."""
+def analyze_render(labels, config, class_names=None) -> dict:
+    """The [analysis] table of a render's recipe, run on its labels (named `class_names`, default the
+    problem's): the result, or {"error": why}."""
     spec = config.analysis
+    names = config.problem.class_names if class_names is None else class_names
     try:
         return analyze(
-            labels, config.problem.class_names, classes=list(spec.classes) or None, box=spec.box,
+            labels, names, classes=list(spec.classes) or None, box=spec.box,
             method=spec.method, config=config,
         )  # fmt: skip
     except AnalysisError as error:  # a render is still worth keeping when its boundary cannot be measured

@@ -1,11 +1,17 @@
 """Recipe → labels: the plane is cut into tiles, each tile's pixels go through the engine.
 
 `render(config)` is the library call behind `fractalgd render`; it returns arrays and metadata
-and touches no files (`fractalgd.output.save_render` writes them).
+and touches no files (`fractalgd.output.save_render` writes them). After the engine, each tile's
+final states go through `pipeline.features` on the device (limit features, unless `[render]
+features = false`, and the attractor cells), and after the last tile the cells become the
+attractor table (`pipeline.attractors`): meta.json's "attractors"; a custom loss without `minima`
+names its converged pixels after them (min0, min1, …), so its class names are known only then
+(`RenderResult.class_names`, meta.json's "class_names").
 """
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from collections.abc import Callable
@@ -14,27 +20,121 @@ from dataclasses import dataclass, replace
 import jax
 import numpy as np
 
-from fractalgd.config import Config
+from fractalgd.colour import colorize, colorize_feature, colorize_score
+from fractalgd.config import Config, parse_override
+from fractalgd.core.classes import FIRST_PROBLEM_CLASS
 from fractalgd.core.jaxenv import with_x64
+from fractalgd.core.precision import DOUBLE_DOUBLE
 from fractalgd.core.version import __version__
 from fractalgd.pipeline.analysis import analyze_render
+from fractalgd.pipeline.attractors import Cells, attractor_rows, discovered_labels, find_attractors
 from fractalgd.pipeline.cost import planned_seconds
-from fractalgd.pipeline.pixels import device_summary, run_range
+from fractalgd.pipeline.features import tile_limits
+from fractalgd.pipeline.pixels import device_summary, plane_coordinates, run_pixels
 from fractalgd.problems.base import HasScore
+from fractalgd.problems.custom import CustomProblem
+from fractalgd.problems.dd import float_problem
+from fractalgd.problems.ddbase import his
+from fractalgd.problems.features import feature_names
 
 
 @dataclass
 class RenderResult:
-    labels: np.ndarray  # (H, W) uint8 class ids
-    steps: np.ndarray  # (H, W) int32 decision steps
+    """A render's arrays and metadata: what `fractalgd.output.save_render` writes.
+
+    labels: (H, W) uint8 class ids (`meta["class_names"]` names them); steps: (H, W) int32
+    decision steps; score: (H, W) float64, a problem's scalar readout (mlp measure = "sd"), or
+    None. Row 0 is the top of the image (the largest y), column 0 the left (the smallest x).
+    """
+
+    labels: np.ndarray
+    steps: np.ndarray
     meta: dict
     config: Config
     score: np.ndarray | None = None  # (H, W) float64: a problem's scalar readout (mlp measure = "sd")
+    features: dict[str, np.ndarray] | None = None  # name → (H, W) float64, NaN where undefined (features.npz)
+    class_names: tuple[str, ...] | None = None  # the render's class names (None: the problem's)
+
+    def __post_init__(self):
+        if self.class_names is None:
+            self.class_names = tuple(self.config.problem.class_names)
+
+    @property
+    def x(self) -> np.ndarray:
+        """(W,) float64: the physical value of the x coordinate at each column, left to right."""
+        return self.config.plane.column_values()
+
+    @property
+    def y(self) -> np.ndarray:
+        """(H,) float64: the physical value of the y coordinate at each row, top to bottom (decreasing)."""
+        return self.config.plane.row_values()
+
+    def rgb(self) -> np.ndarray:
+        """(H, W, 3) uint8: the image `fractalgd render` writes (classes shaded by decision step,
+        the score in Sohl-Dickstein's colours, or a feature with `[render] color = "feature:NAME"`)."""
+        r, config = self.config.render, self.config
+        if r.feature is not None and self.features is not None:
+            return colorize_feature(self.features[r.feature])
+        if self.score is not None:
+            return colorize_score(self.score)
+        return colorize(
+            self.labels, self.steps, self.class_names, config.gd.steps, r.shade, r.equalize, config.engine.check_every
+        )
+
+    def _repr_png_(self) -> bytes:
+        """PNG bytes of the image, for inline display in notebooks (at most 2048 px a side: a
+        larger image is sampled with a stride, true colours, no blending)."""
+        from PIL import Image
+
+        rgb = self.rgb()
+        stride = max(1, -(-max(rgb.shape[:2]) // REPR_MAX_SIDE))
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(rgb[stride // 2 :: stride, stride // 2 :: stride])).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    def to_xarray(self):
+        """An `xarray.Dataset` of labels, steps (and score) over dims ("y", "x"), with the physical
+        coordinates `x`, `y`; attrs name the axis parameters and classes. Needs xarray
+        (`pip install 'fractalgd[xarray]'`)."""
+        try:
+            import xarray
+        except ImportError:
+            raise ImportError("to_xarray needs xarray: pip install 'fractalgd[xarray]'") from None
+        plane = self.config.plane
+        data = {"labels": (("y", "x"), self.labels), "steps": (("y", "x"), self.steps)}
+        if self.score is not None:
+            data["score"] = (("y", "x"), self.score)
+        attrs = {
+            "name": self.config.name,
+            "problem": self.config.problem.kind,
+            "x_param": plane.x.param,
+            "y_param": plane.y.param,
+            "x_scale": plane.x.scale,
+            "y_scale": plane.y.scale,
+            "class_names": list(self.class_names),
+            "recipe_hash": self.meta.get("recipe_hash", ""),
+        }
+        return xarray.Dataset(data, coords={"x": self.x, "y": self.y}, attrs=attrs)
 
 
-def render_meta(config: Config, counts, elapsed_s: float, pixel_steps: int) -> dict:
+REPR_MAX_SIDE = 2048
+
+
+def override_values(config: Config) -> dict:
+    """{dotted key: resolved value} of the `--set` overrides the recipe was loaded with."""
+    out = {}
+    for item in config.overrides:
+        parts, _ = parse_override(item)
+        node = config.resolved
+        for part in parts:
+            node = node.get(part) if isinstance(node, dict) else None
+        out[".".join(parts)] = node
+    return out
+
+
+def render_meta(config: Config, counts, elapsed_s: float, pixel_steps: int, class_names=None) -> dict:
     """The `meta.json` of a render: classes and their pixel counts, precision, device, cost, recipe."""
-    names = config.problem.class_names
+    names = config.problem.class_names if class_names is None else class_names
     width, height = config.plane.x.n, config.plane.y.n
     return {
         "name": config.name,
@@ -51,6 +151,7 @@ def render_meta(config: Config, counts, elapsed_s: float, pixel_steps: int) -> d
         "version": __version__,
         "recipe_hash": config.recipe_hash,
         "config": config.resolved,
+        "overrides": override_values(config),
     }
 
 
@@ -71,6 +172,17 @@ def tile_pixels(config: Config) -> int:
     return unit * math.ceil(total / (calls * unit))
 
 
+def readout(config: Config, coords=None, result=None):
+    """(config, coords, result) for features and attractor cells: a double-double run is read
+    from its float64 rounding (`fractalgd.problems.dd.float_problem`), others as they are."""
+    if config.gd.dtype != DOUBLE_DOUBLE:
+        return config, coords, result
+    config = replace(config, problem=float_problem(config.problem), gd=replace(config.gd, dtype="float64"))
+    if coords is not None:
+        coords = {k: v[0] if isinstance(v, tuple) else v for k, v in coords.items()}
+    return config, coords, (replace(result, state=his(result.state)) if result is not None else None)
+
+
 @with_x64
 def render(config: Config, progress: Callable[[int, int], None] | None = None, tile: int | None = None) -> RenderResult:
     """Render the recipe's plane; `progress(done_pixels, total_pixels)` is called after each tile.
@@ -82,15 +194,19 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     total = height * width
     labels = np.empty(total, dtype=np.uint8)
     steps = np.empty(total, dtype=np.int32)
-    executed = 0
+    executed, limits_seconds = 0, 0.0
     start_time = time.perf_counter()
     planned = tile is None
     tile = tile or tile_pixels(config)
     problem = config.problem
     scores = np.empty(total) if isinstance(problem, HasScore) else None
+    names = [n for n in feature_names(problem) if n != "attractor"] if config.render.features else []
+    features = {name: np.empty(total) for name in names}
+    cells, pixel_cell = Cells(), np.empty(total, np.int32)
     for start in range(0, total, tile):
         stop = min(start + tile, total)
-        result = run_range(config, start, stop, pad_to=tile if planned else 0)
+        coords = plane_coordinates(config, start, stop)  # double-double: (hi, lo) pairs
+        result = run_pixels(config, coords, pad_to=tile if planned else 0)
         labels[start:stop], steps[start:stop] = result.labels, result.steps
         if scores is not None:
             part = problem.score(result.state)
@@ -99,16 +215,37 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
             else:
                 scores[start:stop] = part
         executed += result.executed_pixel_steps
+        limits_start = time.perf_counter()
+        limits = tile_limits(*readout(config, coords, result), pad_to=tile if planned else 0)
+        for name in names:
+            features[name][start:stop] = limits.features[name]
+        pixel_cell[start:stop] = cells.add(limits, result.labels, start)
+        limits_seconds += time.perf_counter() - limits_start
         if progress is not None:
             progress(stop, total)
+    limits_start = time.perf_counter()
+    attractors = find_attractors(readout(config)[0], cells, problem.class_names)
+    class_names = tuple(problem.class_names)
+    if isinstance(problem, CustomProblem) and problem.discovers_minima:
+        labels = discovered_labels(labels, pixel_cell, attractors, FIRST_PROBLEM_CLASS)
+        class_names = class_names[: FIRST_PROBLEM_CLASS + 1 + attractors.discovered]
+    if config.render.features:
+        row = attractor_rows(pixel_cell, attractors)
+        features["attractor"] = np.where(row >= 0, row, np.nan)
+    limits_seconds += time.perf_counter() - limits_start
     elapsed = time.perf_counter() - start_time
     labels, steps = labels.reshape(height, width), steps.reshape(height, width)
-    counts = np.bincount(labels.ravel(), minlength=len(problem.class_names))
-    meta = render_meta(config, counts, elapsed, executed)
+    counts = np.bincount(labels.ravel(), minlength=len(class_names))
+    meta = render_meta(config, counts, elapsed, executed, class_names)
+    meta["features"] = list(features) if config.render.features else None
+    meta["features_s"] = round(limits_seconds, 4)  # features and attractors, within elapsed_s
+    meta["attractors"] = attractors.table
+    meta["attractors_found"] = attractors.total
     if config.analysis is not None and config.analysis.enabled:  # [analysis]: results go into meta.json
-        meta["analysis"] = analyze_render(labels, config)
+        meta["analysis"] = analyze_render(labels, config, class_names)
     score = None if scores is None else scores.reshape(height, width)
-    return RenderResult(labels, steps, meta, config, score)
+    shaped = {k: v.reshape(height, width) for k, v in features.items()} if config.render.features else None
+    return RenderResult(labels, steps, meta, config, score, shaped, class_names)
 
 
 def without_analysis(config: Config) -> Config:

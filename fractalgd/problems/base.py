@@ -13,7 +13,8 @@ A problem is two objects:
 Optional capabilities are declared by inheriting an interface, and callers test them with
 `isinstance` (never by probing attributes): `HasLoss` (the loss per pixel), `HasMatrix` (the
 matrix whose singular values `trace` plots), `HasRank` (a rank readout), `HasScore` (a scalar
-readout drawn instead of the classes).
+readout drawn instead of the classes), `HasFeatures` (in `features.py`: closed-form limit
+features and the invariant attractors are grouped by).
 
 To add a problem:
 
@@ -161,6 +162,11 @@ class Kernel(ABC):
     def theta(self, state):
         """The parameters θ within the state (default: the whole state)."""
         return state
+
+    def with_theta(self, state, theta):
+        """The state with its parameters replaced by `theta`: the inverse of `theta` (default: θ is the state)."""
+        del state
+        return theta
 
     def decided(self, state, history, coeffs) -> tuple:
         """Cheap test at every check: (diverged, converged, period2[, period4]) boolean arrays."""

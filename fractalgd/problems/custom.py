@@ -39,9 +39,11 @@ from fractalgd.problems.base import (
     plane_vectors,
     tree_sq_dist,
 )
+from fractalgd.problems.features import HasFeatures
 
 CONVERGED = FIRST_PROBLEM_CLASS
 MAX_PARAMETERS = 4096
+MAX_DISCOVERED = 32  # without `minima`: attractors named min0 … min31 after the render (by loss, then pixels)
 
 
 def class_names(n_minima: int) -> tuple[str, ...]:
@@ -137,7 +139,7 @@ def _template(raw) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...], np.nda
 
 
 @dataclass(frozen=True)
-class CustomProblem(Problem, HasLoss):
+class CustomProblem(Problem, HasLoss, HasFeatures):
     fn: object
     names: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]
@@ -188,7 +190,14 @@ class CustomProblem(Problem, HasLoss):
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        return class_names(len(self.minima))
+        """With `minima`: min{k} names their basins. Without: min0 … min{MAX_DISCOVERED−1} are the
+        attractors found after the render (`discovers_minima`); a render keeps the names it found."""
+        return class_names(len(self.minima) if self.minima else MAX_DISCOVERED)
+
+    @property
+    def discovers_minima(self) -> bool:
+        """No `minima` listed: converged pixels are named by the attractors found after the render."""
+        return not self.minima
 
     @property
     def kernel(self) -> CustomKernel:
@@ -204,6 +213,15 @@ class CustomProblem(Problem, HasLoss):
         consts = {name: jnp.asarray(v) for name, v in hyper.items() if name != "eta"}
         axes = {name: (0 if jnp.ndim(v) else None) for name, v in consts.items()}
         return jax.vmap(self.kernel._loss, in_axes=(-1, axes))(state, consts)
+
+    # --- limit features (fractalgd.problems.features): θ is the invariant, grouped to min_tol ---
+
+    def flat_theta(self, state):
+        """θ flattened in template order (the order of `minima`), (size, pixels)."""
+        return jnp.concatenate([state[n].reshape(-1, state[n].shape[-1]) for n in self.names], axis=0)
+
+    def attractor_tol(self) -> float:
+        return self.min_tol
 
 
 def _describe(error: BaseException) -> str:

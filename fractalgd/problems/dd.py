@@ -98,3 +98,13 @@ def check_compensations(backend: str) -> None:
             f"gd.dtype: '{DOUBLE_DOUBLE}' is not exact on {backend}: its compiled step errs by {error:.2g} "
             f"(≤ {CANARY_TOL:g} expected); a fast-math compiler setting (XLA_FLAGS) reassociates the compensations"
         )
+
+
+def float_problem(problem: Problem) -> Problem:
+    """The float version of a double-double problem (itself for any other): its features and
+    attractor cells are read from the pairs' float64 rounding (which attractor an orbit reached
+    is an O(1) fact)."""
+    for base, dd_class in DD_VERSIONS.items():
+        if type(problem) is dd_class:
+            return base(*(getattr(problem, f.name) for f in fields(problem)))
+    return problem

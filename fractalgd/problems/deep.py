@@ -41,6 +41,7 @@ from fractalgd.problems.base import (
     hyper_arrays,
     plane_vectors,
 )
+from fractalgd.problems.features import HasFeatures, matrix_feature_names, matrix_features
 from fractalgd.problems.matrix import random_orthogonal, square_target
 
 INITS = ("identity", "gaussian")
@@ -136,7 +137,7 @@ def loss(state, target):
 
 
 @dataclass(frozen=True)
-class DeepProblem(Problem, HasLoss, HasMatrix, HasRank):
+class DeepProblem(Problem, HasLoss, HasMatrix, HasRank, HasFeatures):
     """The recipe's deep factorization: what the plane does not sweep is fixed here."""
 
     n: int
@@ -224,3 +225,18 @@ class DeepProblem(Problem, HasLoss, HasMatrix, HasRank):
     def loss(self, state, hyper):
         del hyper
         return loss(state, self.target_matrix)
+
+    # --- limit features (fractalgd.problems.features) ---
+
+    def feature_names(self) -> tuple[str, ...]:
+        return matrix_feature_names(self.n)
+
+    def limit_features(self, state, hyper) -> dict:
+        """Singular values sv0 ≥ sv1 ≥ … of W = W_N ⋯ W₁ and its effective rank Σσ/σ₁ (P2's low-rank bias)."""
+        del hyper
+        return matrix_features(product(state))
+
+    def invariant(self, state):
+        """W_N ⋯ W₁, flattened: W_j ↦ A_j W_j A_{j−1}⁻¹ leaves it unchanged."""
+        prod = product(state)
+        return prod.reshape(-1, prod.shape[-1])

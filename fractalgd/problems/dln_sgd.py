@@ -46,6 +46,7 @@ from fractalgd.problems.base import (
     tree_sq_dist,
     tree_sq_norm,
 )
+from fractalgd.problems.features import HasFeatures, matrix_feature_names, matrix_features
 
 DEFAULTS = {
     "d": 5,  # A* is d×d, every layer too
@@ -142,6 +143,9 @@ class DLNKernel(Kernel):
     def theta(self, state):
         return state[0]  # the step counter t is not a parameter
 
+    def with_theta(self, state, theta):
+        return theta, state[1]
+
     def rank(self, ws):
         """Numerical rank #{σᵢ(A_θ) > rank_tol} per pixel (‖A*‖₂ = 1 sets the scale)."""
         product = ws[0]
@@ -177,7 +181,7 @@ def entry_loss(ws, i, j, target, lam):
 
 
 @dataclass(frozen=True)
-class DLNProblem(Problem, HasMatrix, HasRank):
+class DLNProblem(Problem, HasMatrix, HasRank, HasFeatures):
     d: int
     depth: int
     target_rank: int
@@ -258,3 +262,18 @@ class DLNProblem(Problem, HasMatrix, HasRank):
 
     def rank_sigma(self) -> float:
         return self.rank_tol  # ‖A*‖₂ = 1 sets the scale
+
+    # --- limit features (fractalgd.problems.features; no loss: loss and sharpness are NaN) ---
+
+    def feature_names(self) -> tuple[str, ...]:
+        return matrix_feature_names(self.d)
+
+    def limit_features(self, state, hyper) -> dict:
+        """Singular values sv0 ≥ sv1 ≥ … of A_θ = W_L ⋯ W_1 and its effective rank (P5's rank jumps)."""
+        del hyper
+        return matrix_features(self.product(state))
+
+    def invariant(self, state):
+        """A_θ, flattened: W_ℓ ↦ Q_ℓ W_ℓ Q_{ℓ−1}ᵀ (Q orthogonal) leaves it unchanged."""
+        prod = self.product(state)
+        return prod.reshape(-1, prod.shape[-1])

@@ -47,6 +47,7 @@ from fractalgd.problems.base import (
     common_label,
     final_common_label,
 )
+from fractalgd.problems.features import HasFeatures
 
 ACTIVATIONS = ("tanh", "relu", "identity")
 MEASURES = ("classes", "sd")
@@ -56,6 +57,7 @@ MAX_VAL = 1e6  # his clip value
 WINDOW = 20  # his "last 20" losses
 MINIBATCH_KEY = 42  # his PRNGKey(42)
 MAX_POINTS = 100_000
+INVARIANT_POINTS = 64  # the attractor invariant: the net's outputs on the first 64 data points
 
 
 def default_points(width: int, activation: str) -> int:
@@ -182,6 +184,9 @@ class MLPKernel(Kernel):
     def theta(self, state):
         return state[0]  # (W₀, W₁); the step counter and his running sums are not parameters
 
+    def with_theta(self, state, theta):
+        return theta, state[1]
+
     def decided(self, state, history, k):
         if self.sd_steps:  # his measure needs every step's loss: no early exit
             return (jnp.zeros(state[1][0].shape, bool),)
@@ -212,7 +217,7 @@ class MLPKernel(Kernel):
 
 
 @dataclass(frozen=True)
-class MLPProblem(Problem, HasLoss, HasScore):
+class MLPProblem(Problem, HasLoss, HasScore, HasFeatures):
     width: int
     activation: str
     points: int
@@ -303,3 +308,26 @@ class MLPProblem(Problem, HasLoss, HasScore):
             return None
         _, score = self.kernel.sd_result(tuple(jnp.asarray(a) for a in state[1]))
         return np.asarray(score, dtype=np.float64)
+
+    # --- limit features (fractalgd.problems.features) ---
+
+    def feature_names(self) -> tuple[str, ...]:
+        return ("score",) if self.measure == "sd" else ()
+
+    def limit_features(self, state, hyper) -> dict:
+        """His signed score (measure = "sd": −Σv if trainable, else Σ1/v)."""
+        del hyper
+        if self.measure != "sd":
+            return {}
+        return {"score": self.kernel.sd_result(state[1])[1]}
+
+    def invariant(self, state):
+        """f(x_n) on the first INVARIANT_POINTS data points: permuting hidden units (and, for tanh,
+        flipping the signs of one unit's weights) leaves the net's function unchanged."""
+        kernel = self.kernel
+        _, _, x, y = instance(self.width, self.points, self.seed)
+        w0, w1 = state[0]
+        count = min(self.points, INVARIANT_POINTS)
+        x = jnp.asarray(x[:count], w0.dtype)
+        y = jnp.zeros(count, w0.dtype)
+        return jax.vmap(kernel.residual, in_axes=(-1, -1, None, None), out_axes=-1)(w0, w1, x, y)

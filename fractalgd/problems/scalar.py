@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from fractalgd.core.classes import COMMON_CLASSES, FIRST_PROBLEM_CLASS
 from fractalgd.core.errors import ConfigError
@@ -29,6 +30,7 @@ from fractalgd.problems.base import (
     hyper_arrays,
     plane_vectors,
 )
+from fractalgd.problems.features import HasFeatures
 
 CONVERGED, NEAREST, FARTHEST, SADDLE = range(FIRST_PROBLEM_CLASS, FIRST_PROBLEM_CLASS + 4)
 CLASS_NAMES = (*COMMON_CLASSES, "converged", "nearest", "farthest", "saddle")
@@ -82,7 +84,7 @@ def loss(state, hyper):
 
 
 @dataclass(frozen=True)
-class ScalarProblem(Problem, HasLoss):
+class ScalarProblem(Problem, HasLoss, HasFeatures):
     """P1 with its recipe values: what the plane does not sweep is fixed here."""
 
     y: float
@@ -126,8 +128,84 @@ class ScalarProblem(Problem, HasLoss):
     def loss(self, state, hyper):
         return loss(state, hyper)
 
+    # --- limit features (fractalgd.problems.features) ---
+
+    def feature_names(self) -> tuple[str, ...]:
+        return ("imbalance", "distance")
+
+    def limit_features(self, state, hyper) -> dict:
+        """imbalance ‖u‖² − ‖v‖² (GD changes it by (c² − η²r²), gradient flow keeps it) and the distance
+        to the nearest global minimizer (`minimizer_distance`)."""
+        u, v = state
+        return {"imbalance": _dot(u, u) - _dot(v, v), "distance": minimizer_distance(u, v, hyper["y"], hyper["lam"])}
+
+    def sharpness(self, state, hyper):
+        return sharpness(state, hyper)
+
+    def invariant(self, state):
+        """uᵀv: the rotations (u, v) ↦ (Qu, Qv) of a limit (and the flip (u, v) ↦ (−u, −v)) are one attractor."""
+        u, v = state
+        return _dot(u, v)[None]
+
 
 # --- analytic results (papers.md §1.4–1.5) -------------------------------------------------------
+
+
+def sharpness(state, hyper):
+    """λ_max of the Hessian of L at (u, v), in closed form, per pixel.
+
+    With r = uᵀv − y the Hessian is λI + w wᵀ + r J, w = (v, u), J = [[0, I], [I, 0]]. J is ±1 on
+    {(a, ±a)}, and w splits there into halves of squared norms A = ½‖u + v‖², B = ½‖u − v‖², so the
+    eigenvalues are λ ± r (multiplicity d − 1 each) and λ + μ for the roots μ of the secular
+    equation A/(μ − r) + B/(μ + r) = 1, i.e. μ² − Sμ − r(r + 2p) = 0 with S = ‖u‖² + ‖v‖², p = uᵀv:
+
+        λ_max = λ + (S + √(S² + 4r² + 8pr)) / 2,
+
+    which is ≥ λ + |r| since |p| ≤ S/2. At a minimizer with λ = 0 (r = 0) it is S = ‖u‖² + ‖v‖².
+    """
+    u, v = state
+    s, p = _dot(u, u) + _dot(v, v), _dot(u, v)
+    r = p - hyper["y"]
+    return hyper["lam"] + 0.5 * (s + jnp.sqrt(jnp.maximum(s * s + 4 * r * r + 8 * p * r, 0.0)))
+
+
+def minimizer_distance(u, v, y, lam, iterations: int = 60):
+    """Euclidean distance from (u, v) to the nearest global minimizer of L, per pixel.
+
+    λ = 0: the minimizers are the quadric uᵀv = y. With a = u + v, b = u − v the nearest point is
+    (a/(1 + μ), b/(1 − μ)) for the root μ ∈ (−1, 1) of ‖a‖²/(1 + μ)² − ‖b‖²/(1 − μ)² = 4y (the
+    left side decreases in μ; found by bisection), at squared distance
+    ½(‖a‖²μ²/(1 + μ)² + ‖b‖²μ²/(1 − μ)²).
+    λ > 0: the minimizers are u = ±v (the sign of y) with ‖u‖² = m = |y| − λ, at squared distance
+    2(‖w₊‖/2 − √m)² + ½‖w₋‖² (w₊ = u ± v, w₋ = u ∓ v); for m ≤ 0 the minimizer is 0.
+    """
+    a, b = u + v, u - v
+    aa, bb = _dot(a, a).astype(jnp.float64), _dot(b, b).astype(jnp.float64)  # the root may sit next to ±1
+    y, lam = jnp.asarray(y, jnp.float64), jnp.asarray(lam, jnp.float64)
+
+    def f(mu):
+        return aa / (1 + mu) ** 2 - bb / (1 - mu) ** 2 - 4 * y
+
+    def bisect(_, bounds):
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        right = f(mid) > 0  # the root lies above mid
+        return jnp.where(right, mid, lo), jnp.where(right, hi, mid)
+
+    one = jnp.ones_like(aa)
+    lo, hi = lax.fori_loop(0, iterations, bisect, (-one, one))
+    mu = 0.5 * (lo + hi)
+
+    def term(sq, gap):  # sq·(μ/gap)², 0 where sq = 0 (a coordinate the nearest point keeps)
+        return jnp.where(sq > 0, sq * (mu / jnp.where(gap > 0, gap, 1.0)) ** 2, 0.0)
+
+    flat = 0.5 * (term(aa, 1 + mu) + term(bb, 1 - mu))
+    m = jnp.abs(y) - lam
+    plus, minus = jnp.where(y >= 0, aa, bb), jnp.where(y >= 0, bb, aa)
+    ridge = 2 * (jnp.sqrt(plus) / 2 - jnp.sqrt(jnp.maximum(m, 0.0))) ** 2 + 0.5 * minus
+    ridge = jnp.where(m > 0, ridge, aa / 2 + bb / 2)
+    distance = jnp.sqrt(jnp.maximum(jnp.where(lam > 0, ridge, flat), 0.0))
+    return distance.astype(u.dtype)
 
 
 def critical_step_size(u0, v0, y: float) -> float:

@@ -41,6 +41,7 @@ from fractalgd.problems.base import (
     hyper_arrays,
     plane_vectors,
 )
+from fractalgd.problems.features import HasFeatures, matrix_feature_names, matrix_features
 
 RECOVERED, OVERFIT, SADDLE = range(FIRST_PROBLEM_CLASS, FIRST_PROBLEM_CLASS + 3)
 CLASS_NAMES = (*COMMON_CLASSES, "recovered", "overfit", "saddle")
@@ -132,7 +133,7 @@ def loss(u, inst: Instance):
 
 
 @dataclass(frozen=True)
-class SensingProblem(Problem, HasLoss, HasMatrix):
+class SensingProblem(Problem, HasLoss, HasMatrix, HasFeatures):
     n: int
     r: int
     rank: int
@@ -194,3 +195,21 @@ class SensingProblem(Problem, HasLoss, HasMatrix):
         diff = sm.gram(u) - jnp.asarray(inst.target, u.dtype)[..., None]
         flat = diff.reshape(self.n * self.n, -1)
         return 0.25 * jnp.sum(flat * jnp.matmul(jnp.asarray(inst.normal, u.dtype), flat), axis=0)
+
+    # --- limit features (fractalgd.problems.features) ---
+
+    def feature_names(self) -> tuple[str, ...]:
+        return (*matrix_feature_names(self.n), "error")
+
+    def limit_features(self, u, hyper) -> dict:
+        """Singular values of UUᵀ, its effective rank, and P4's recovery error ‖UUᵀ − XXᵀ‖_F / ‖XXᵀ‖_F."""
+        del hyper
+        gram = sm.gram(u)
+        target = jnp.asarray(self.target(), u.dtype)[..., None]
+        diff = (gram - target).reshape(self.n * self.n, -1)
+        error = jnp.sqrt(jnp.sum(diff * diff, axis=0)) / float(np.linalg.norm(self.target()))
+        return {**matrix_features(gram), "error": error}
+
+    def invariant(self, u):
+        """UUᵀ, flattened: U ↦ UQ (Q orthogonal) leaves it unchanged."""
+        return sm.gram(u).reshape(self.n * self.n, -1)

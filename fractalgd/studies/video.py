@@ -9,28 +9,64 @@ interval (k+1, k+2, and k+3 at α = 0): no popping. Colours use one shared scale
 log decision-step shading over the same step budget), never a per-image equalization, and the
 steps of keyframes past a float32 → float64 switch are shifted onto the float32 scale
 (`step_shifts`).
-Finer layers are box-averaged (a 2× mip pyramid) to the frame's pixel pitch, then sampled
-bilinearly.
+Each frame pixel is an area average of the layer around the pixel: on the 2× mip level just finer
+than the frame (pitch ratio r ∈ [1, 2) in that level's pixels), a box of `footprint(r)` level
+pixels — r itself (the pixel's area) widened to 2r − 1 and then to 2 above r = 1.5, so the
+finest stripes of the level (period 2) average out before they can alias into rows; for r ≤ 1
+(a magnified layer) a box of one pixel, which is bilinear interpolation. The box width is
+continuous in r, across mip levels too, so frames do not pop.
+
+Frames are rendered at `VideoSettings.size` (default: the keyframe resolution), optionally with
+the depth written into the frame, and encoded with `crf`; `video.json` next to the video records
+a hash of everything a frame depends on, so a rerun with nothing changed encodes nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from fractalgd.colour import colorize
+from fractalgd.colour import FIRST_STEP, colorize
 from fractalgd.config import ZoomSpec
 from fractalgd.core.plane import View
+from fractalgd.core.version import __version__
+from fractalgd.output import read_meta, write_json_atomic
 from fractalgd.output.video import VideoError, encode_video
 from fractalgd.studies.zoom import Keyframe, frame_position, interpolate
 
-__all__ = ["VideoError", "compose_frame", "frame_views", "keyframe_pyramid", "render_frames", "write_video"]
+__all__ = [
+    "VideoError", "VideoSettings", "compose_frame", "frame_views", "keyframe_pyramid", "render_frames",
+    "video_is_current", "write_video",
+]  # fmt: skip
+
+MANIFEST = "video.json"
+FRAME_FORMAT = 2  # bump when frames change for the same inputs (2: area-averaged sampling, overlay)
 
 
-def keyframe_pyramid(keyframe: Keyframe, class_names, total_steps: int, shade: bool, shift=None, levels: int = 4):
+@dataclass(frozen=True)
+class VideoSettings:
+    """How the video is made from the keyframes: frame size (W, H; None = the keyframe
+    resolution), H.264 constant rate factor (0 lossless … 51; 18 looks clean), and whether the
+    zoom depth and view width are written into the frame."""
+
+    size: tuple[int, int] | None = None
+    crf: int = 18
+    overlay: bool = False
+
+    def frame_size(self, spec: ZoomSpec) -> tuple[int, int]:
+        return tuple(self.size) if self.size is not None else spec.resolution
+
+
+def keyframe_pyramid(
+    keyframe: Keyframe, class_names, total_steps: int, shade: bool, shift=None, levels: int = 4,
+    first_step: int = FIRST_STEP,
+):  # fmt: skip
     """RGB float32 images of a keyframe at 1×, 2×, 4×, … coarser pixels (2×2 box averages).
 
     shift: per-class steps added before shading (the calibration of `step_shifts`), or None.
@@ -39,7 +75,7 @@ def keyframe_pyramid(keyframe: Keyframe, class_names, total_steps: int, shade: b
     steps = np.load(keyframe.directory / "steps.npy")
     if shift is not None:
         steps = np.maximum(steps + shift[labels], 0)
-    image = colorize(labels, steps, class_names, total_steps, shade=shade, equalize=False).astype(np.float32)
+    image = colorize(labels, steps, class_names, total_steps, shade, False, first_step).astype(np.float32)
     pyramid = [image]
     for _ in range(levels):
         h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
@@ -93,11 +129,26 @@ def _axis_samples(offset: float, frame_step: float, key_step: float, n_frame: in
     return (index0 + 0.5) / 2**level - 0.5, inside
 
 
-def _lerp_indices(pos: np.ndarray, n: int):
-    pos = np.clip(pos, 0, n - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, n - 1)
-    return lo, hi, (pos - lo).astype(np.float32)
+def _box_weights(pos: np.ndarray, n: int, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and weights (m, taps) of the box [pos − width/2, pos + width/2] over n pixels.
+
+    Pixel i covers [i − ½, i + ½]; each weight is the overlap with the box, which is clipped to the
+    image, normalized to sum 1. width = 1 is linear interpolation between the two nearest pixels.
+    """
+    lo = np.clip(pos - width / 2, -0.5, n - 0.5)
+    hi = np.clip(pos + width / 2, -0.5, n - 0.5)
+    taps = int(math.ceil(width)) + 1
+    index = np.floor(lo + 0.5).astype(np.int64)[:, None] + np.arange(taps)
+    overlap = np.clip(np.minimum(index + 0.5, hi[:, None]) - np.maximum(index - 0.5, lo[:, None]), 0.0, None)
+    total = overlap.sum(axis=1, keepdims=True)
+    weights = np.where(total > 0, overlap / np.where(total > 0, total, 1.0), 0.0)
+    weights[:, 0] += total[:, 0] <= 0  # a box of zero length (at an edge): the pixel it touches
+    return np.clip(index, 0, n - 1), weights.astype(np.float32)
+
+
+def footprint(ratio: float) -> float:
+    """Box width (in mip pixels) for a frame pixel `ratio` mip pixels wide: max(1, r, min(2r − 1, 2))."""
+    return max(1.0, ratio, min(2.0 * ratio - 1.0, 2.0))
 
 
 def _span(inside: np.ndarray) -> slice:
@@ -111,7 +162,7 @@ def sample_layer(pyramid, key_view: View, offset, frame_view: View, shape):
 
     offset: the frame centre minus the keyframe centre, per axis (axis units).
     Returns (rows, cols, rgb): the covered block of the frame as two slices, and its (h, w, 3)
-    float32 RGB.
+    float32 RGB, each pixel the area average over its footprint (see the module docstring).
     """
     h, w = shape
     n_key = pyramid[0].shape[1], pyramid[0].shape[0]
@@ -123,11 +174,11 @@ def sample_layer(pyramid, key_view: View, offset, frame_view: View, shape):
     # Rows run top to bottom while y grows upward: flip the offset and the frame pitch.
     row, in_y = _axis_samples(-offset[1], fy, ky, h, n_key[1], level)
     rows, cols = _span(in_y), _span(in_x)
-    r0, r1, a = _lerp_indices(row[rows], image.shape[0])
-    c0, c1, b = _lerp_indices(col[cols], image.shape[1])
-    lerp_rows = image[r0] * (1 - a)[:, None, None] + image[r1] * a[:, None, None]
-    rgb = lerp_rows[:, c0] * (1 - b)[None, :, None] + lerp_rows[:, c1] * b[None, :, None]
-    return rows, cols, rgb
+    r_index, r_weight = _box_weights(row[rows], image.shape[0], footprint(fy / ky / 2**level))
+    c_index, c_weight = _box_weights(col[cols], image.shape[1], footprint(fx / kx / 2**level))
+    by_rows = sum(image[r_index[:, k]] * r_weight[:, k, None, None] for k in range(r_index.shape[1]))
+    rgb = sum(by_rows[:, c_index[:, k]] * c_weight[None, :, k, None] for k in range(c_index.shape[1]))
+    return rows, cols, np.asarray(rgb, dtype=np.float32)
 
 
 def frame_views(spec: ZoomSpec, keyframes: list[Keyframe]) -> Iterator[tuple[int, float, tuple, View]]:
@@ -160,8 +211,13 @@ def compose_frame(k: int, t: float, offset, view: View, keyframes, pyramids, sha
     return np.round(frame).astype(np.uint8)
 
 
-def render_frames(spec: ZoomSpec, keyframes: list[Keyframe], class_names, total_steps: int, shade: bool):
-    """Yield every video frame as (H, W, 3) uint8, at the keyframe resolution."""
+def render_frames(
+    spec: ZoomSpec, keyframes: list[Keyframe], class_names, total_steps: int, shade: bool,
+    settings: VideoSettings | None = None, first_step: int = FIRST_STEP, axes=None,
+):  # fmt: skip
+    """Yield every video frame as (H, W, 3) uint8, at `settings.size` (default: the keyframe
+    resolution). `axes`: the plane's (x, y) axes, named by the overlay."""
+    settings = settings or VideoSettings()
     cache: dict[int, list] = {}
     shifts = step_shifts(keyframes, len(class_names))
 
@@ -169,12 +225,71 @@ def render_frames(spec: ZoomSpec, keyframes: list[Keyframe], class_names, total_
         if index not in cache:
             for old in [i for i in cache if i < index - 2]:
                 del cache[old]  # frames move forward: layers behind k are never needed again
-            cache[index] = keyframe_pyramid(keyframes[index], class_names, total_steps, shade, shifts[index])
+            levels = max(4, math.ceil(2 * math.log2(spec.factor)) + 1)  # deep enough for layer k+2
+            cache[index] = keyframe_pyramid(
+                keyframes[index], class_names, total_steps, shade, shifts[index], levels, first_step
+            )
         return cache[index]
 
-    shape = (spec.resolution[1], spec.resolution[0])
+    width, height = settings.frame_size(spec)
+    start = keyframes[0].view.size[0]
     for k, t, offset, view in frame_views(spec, keyframes):
-        yield compose_frame(k, t, offset, view, keyframes, pyramids, shape)
+        frame = compose_frame(k, t, offset, view, keyframes, pyramids, (height, width))
+        yield draw_overlay(frame, start / view.size[0], view, axes) if settings.overlay else frame
+
+
+def draw_overlay(frame: np.ndarray, magnification: float, view: View, axes=None) -> np.ndarray:
+    """The frame with its depth written in the lower left: magnification, log2 of it, view width."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.fromarray(frame)
+    size = max(10, frame.shape[0] // 28)
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        font = ImageFont.load_default()
+    name = axes[0].param if axes is not None else "x"
+    unit = " decades" if axes is not None and axes[0].scale == "log10" else ""
+    text = f"zoom x{magnification:.4g} (2^{math.log2(magnification):.1f})   {name} width {view.size[0]:.3g}{unit}"
+    draw = ImageDraw.Draw(image, "RGBA")
+    margin = max(4, size // 2)
+    left, top, right, bottom = draw.textbbox((margin, frame.shape[0] - margin), text, font=font, anchor="ls")
+    draw.rectangle((left - 3, top - 3, right + 3, bottom + 3), fill=(0, 0, 0, 140))
+    draw.text((margin, frame.shape[0] - margin), text, font=font, fill=(255, 255, 255, 255), anchor="ls")
+    return np.asarray(image.convert("RGB"))
+
+
+def video_key(spec: ZoomSpec, keyframes: list[Keyframe], config, settings: VideoSettings) -> str:
+    """SHA-256 of everything the frames depend on: each keyframe's recipe hash, view and dtype, the
+    zoom's timing, the colours (class names, step budget, shading) and the video settings."""
+    records = []
+    for key in keyframes:
+        meta = read_meta(key.directory) or {}
+        records.append([meta.get("recipe_hash"), list(key.view.center), list(key.view.size), key.dtype])
+    data = {
+        "format": FRAME_FORMAT,
+        "version": __version__,
+        "keyframes": records,
+        "zoom": [spec.factor, spec.frames_per_doubling, spec.fps, list(spec.resolution)],
+        "colour": [list(config.problem.class_names), config.gd.steps, config.render.shade, config.engine.check_every],
+        "axes": [config.plane.x.param, config.plane.x.scale],
+        "settings": {**asdict(settings), "size": list(settings.frame_size(spec))},
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def video_is_current(spec: ZoomSpec, keyframes: list[Keyframe], config, path, settings: VideoSettings) -> int | None:
+    """The frame count of the video at `path` if its manifest matches these inputs, else None."""
+    path = Path(path)
+    try:
+        manifest = json.loads((path.parent / MANIFEST).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not path.is_file() or not isinstance(manifest, dict) or manifest.get("video") != path.name:
+        return None
+    if manifest.get("key") != video_key(spec, keyframes, config, settings):
+        return None
+    return int(manifest.get("frames", 0)) or None
 
 
 def write_video(
@@ -183,7 +298,21 @@ def write_video(
     config,
     path: str | Path,
     progress: Callable[[int, int], None] | None = None,
+    settings: VideoSettings | None = None,
 ) -> int:
-    """Re-project the keyframes into `spec.frame_count` frames and encode them to `path`."""
-    frames = render_frames(spec, keyframes, config.problem.class_names, config.gd.steps, config.render.shade)
-    return encode_video(frames, path, spec.resolution, spec.fps, spec.frame_count(len(keyframes)), progress)
+    """Re-project the keyframes into `spec.frame_count` frames, encode them to `path`, and write the
+    manifest (`video.json`) that lets `video_is_current` skip the next identical run."""
+    settings = settings or VideoSettings()
+    path = Path(path)
+    frames = render_frames(
+        spec, keyframes, config.problem.class_names, config.gd.steps, config.render.shade, settings,
+        config.engine.check_every, (config.plane.x, config.plane.y),
+    )  # fmt: skip
+    size = settings.frame_size(spec)
+    total = spec.frame_count(len(keyframes))
+    (path.parent / MANIFEST).unlink(missing_ok=True)  # a manifest describes the video beside it, or nothing
+    count = encode_video(frames, path, size, spec.fps, total, progress, crf=settings.crf)
+    manifest = {"fractalgd": __version__, "video": path.name, "frames": count, "size": list(size)}
+    manifest |= {"crf": settings.crf, "overlay": settings.overlay, "key": video_key(spec, keyframes, config, settings)}
+    write_json_atomic(path.parent / MANIFEST, manifest)
+    return count

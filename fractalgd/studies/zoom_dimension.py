@@ -116,3 +116,32 @@ def dimension_csv(rows: list[dict]) -> str:
 def _cell(value):
     """A CSV cell: undefined numbers (None, NaN, ±inf) are left empty."""
     return "" if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
+
+
+def write_dimension(rows: list[dict], pooled: float | None, out_dir, title: str, summary: str = "zoom.json") -> str:
+    """Write dimension.csv and dimension.png into `out_dir`; returns the key of both (recorded in
+    the `summary` JSON as "dimension_key"). The plot depends only on the table, `pooled` and the
+    title, so when the last run recorded the same key and both files are there, nothing is written
+    (a rerun with nothing changed skips matplotlib)."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from fractalgd.core.version import __version__
+    from fractalgd.output import write_text_atomic
+
+    out_dir = Path(out_dir)
+    table = dimension_csv(rows)
+    key = hashlib.sha256(json.dumps([table, pooled, title, __version__]).encode()).hexdigest()
+    try:
+        previous = json.loads((out_dir / summary).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        previous = None
+    unchanged = isinstance(previous, dict) and previous.get("dimension_key") == key
+    if unchanged and (out_dir / "dimension.png").is_file() and (out_dir / "dimension.csv").is_file():
+        return key
+    from fractalgd.output.plots import plot_dimension
+
+    write_text_atomic(out_dir / "dimension.csv", table)
+    plot_dimension(rows, pooled, out_dir / "dimension.png", title=title)
+    return key

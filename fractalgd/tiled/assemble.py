@@ -39,11 +39,12 @@ def _colorize(config: Config, labels: np.ndarray, steps: np.ndarray, rows: int =
     """`colour.colorize` a few rows at a time: its float64 temporaries are 24 bytes a pixel."""
     r = config.render
     if r.equalize:  # ranks are taken over the whole array given
-        return colorize(labels, steps, config.problem.class_names, config.gd.steps, shade=r.shade, equalize=True)
+        return colorize(labels, steps, config.problem.class_names, config.gd.steps, r.shade, True, config.engine.check_every)
     out = np.empty((*labels.shape, 3), np.uint8)
     for k in range(0, labels.shape[0], rows):
         out[k : k + rows] = colorize(
-            labels[k : k + rows], steps[k : k + rows], config.problem.class_names, config.gd.steps, shade=r.shade
+            labels[k : k + rows], steps[k : k + rows], config.problem.class_names, config.gd.steps, r.shade,
+            first_step=config.engine.check_every,
         )
     return out
 

@@ -1,0 +1,233 @@
+"""Limit features of a tile's pixels, on the device, from the engine's final states.
+
+The engine returns each pixel's state θ_e at the end of its block (e ≥ the pixel's decision step;
+e = T for pixels undecided at T: a block stops only once all its pixels are decided). From it,
+one jitted, vectorized function (pixels last, sharded over the devices and walked in blocks like
+the engine) runs the orbit θ_e, …, θ_{e+4} and returns per pixel:
+
+- `kind`: the orbit's own verdict at θ_{e+4} (the engine's period tests): 1 fixed point, 2 or 4
+  a cycle of that period, 0 neither;
+- the canonical point θ_c: θ_e, or for a p-cycle the point of θ_e … θ_{e+p−1} lowest along one
+  fixed random direction, so every pixel on one cycle reports the same point whatever its phase;
+- the features (`fractalgd.problems.features`) at θ_c, with `step` = ‖θ_{c+1} − θ_c‖, one more GD
+  step, and `period` = the kind (NaN for 0);
+- the attractor cell: the problem's invariant at θ_e … θ_{e+3}, sorted along a random direction (a
+  cycle as the set of its points; a fixed point four times), quantized to cells of the problem's
+  `attractor_tol` and hashed to one int64.
+
+Converged pixels keep moving towards their fixed point after their decision, so their features
+depend on where their block stopped by at most the decision tolerance (‖θ_{t+1} − θ_t‖ ≤ 1e-5‖θ_t‖
+in float32): renders in other tilings agree to that, and exactly on pixels undecided at T.
+Features are NaN where undefined: diverged pixels, non-finite states, and loss and sharpness of
+problems without a loss.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import Mesh, PartitionSpec
+
+from fractalgd.core.classes import DIVERGED
+from fractalgd.core.jaxenv import with_x64
+from fractalgd.problems.base import DIVERGENCE_BOUND, period_tests, tree_dtype
+from fractalgd.problems.features import (
+    LANCZOS_STEPS,
+    attractor_tol,
+    feature_names,
+    flat_theta,
+    invariant,
+    point_features,
+    vdot,
+)
+
+ORBIT = 4  # steps run past θ_e: enough for the period-4 test and the step of a 4-cycle's points
+KIND_NONE, KIND_FIXED, KIND_PERIOD2, KIND_PERIOD4 = 0, 1, 2, 4
+GPU_FEATURE_PIXELS = 1 << 16  # pixels advanced together on a GPU (Hessian-vector products of an mlp are large)
+DIRECTION_SEED = 7
+FEATURE_BLOCKS, MAX_FEATURE_BLOCK = 8, 4096
+
+
+@dataclass
+class TileLimits:
+    """Per pixel of one engine call: features, the orbit's kind, its attractor cell, its canonical state."""
+
+    features: dict[str, np.ndarray] | None  # name → (n,) float64, NaN where undefined (None: switched off)
+    kind: np.ndarray  # (n,) int8: KIND_NONE, KIND_FIXED, KIND_PERIOD2, KIND_PERIOD4
+    cell: np.ndarray  # (n,) int64: hash of the attractor cell (meaningful where kind > 0)
+    closeness: np.ndarray  # (n,) float64: ‖θ_{c+1} − θ_c‖ / (1 + ‖θ_c‖), how settled the pixel is
+    loss: np.ndarray  # (n,) float64 at θ_c (NaN without a loss, or with features off)
+    canonical: tuple  # the canonical state θ_c, the engine's state structure, leaves (..., n)
+
+
+def _directions(size: int, dtype) -> np.ndarray:
+    return np.random.default_rng([DIRECTION_SEED, size]).standard_normal(size).astype(dtype)
+
+
+def _hash_weights(size: int) -> np.ndarray:
+    """Odd int64 multipliers of the cell hash Σ qᵢ·wᵢ (mod 2⁶⁴), one per key coordinate and one for the kind."""
+    rng = np.random.default_rng([DIRECTION_SEED, size, 1])
+    return (rng.integers(0, 2**62, size + 1, dtype=np.int64) * 2 + 1).astype(np.int64)
+
+
+def _select(index, options):
+    """Per pixel, the tree options[index] (index (P,) int, options a list of trees of one structure)."""
+    out = options[0]
+    for j in range(1, len(options)):
+        out = jax.tree_util.tree_map(lambda a, b, j=j: jnp.where(index == j, b, a), out, options[j])
+    return out
+
+
+def orbit_limits(problem, state, hyper, with_features: bool, lanczos_steps: int = LANCZOS_STEPS):
+    """The traced function of a block (see the module docstring): pixels-last arrays in and out."""
+    kernel = problem.kernel
+    coeffs = kernel.prepare(hyper)
+    states = [state]
+    for _ in range(ORBIT):
+        states.append(kernel.step(states[-1], coeffs))
+    thetas = [kernel.theta(s) for s in states]
+    dtype = tree_dtype(thetas[0])
+    diverged, converged, period2, period4 = period_tests(thetas[ORBIT], tuple(thetas[ORBIT - 1 :: -1]), dtype)
+    kind = jnp.where(converged, KIND_FIXED, jnp.where(period2, KIND_PERIOD2, jnp.where(period4, KIND_PERIOD4, KIND_NONE)))
+    flats = [flat_theta(problem, s) for s in states]
+    direction = jnp.asarray(_directions(flats[0].shape[0], dtype))[:, None]
+    proj = [jnp.sum(f * direction, axis=0) for f in flats[:ORBIT]]
+    c, low = jnp.zeros(proj[0].shape, jnp.int32), proj[0]  # running argmin, elementwise (argmin over 4 is slow on CPU)
+    for j in range(1, ORBIT):
+        lower = (proj[j] < low) & ((kind == KIND_PERIOD4) | ((kind == KIND_PERIOD2) & (j < 2)))
+        c, low = jnp.where(lower, j, c), jnp.where(lower, proj[j], low)
+    state_c = _select(c, states[:ORBIT])
+    theta_c, theta_next = kernel.theta(state_c), kernel.theta(_select(c, states[1 : ORBIT + 1]))
+    delta = jax.tree_util.tree_map(lambda a, b: a - b, theta_next, theta_c)
+    step = jnp.sqrt(vdot(delta, delta))
+    norm = vdot(theta_c, theta_c)
+    finite = jnp.isfinite(norm) & (norm <= DIVERGENCE_BOUND) & ~diverged
+    out = {"kind": jnp.where(finite, kind, KIND_NONE).astype(jnp.int8)}
+    if with_features:
+        feats = point_features(problem, state_c, hyper, lanczos_steps)
+        feats["step"] = step
+        feats["period"] = jnp.where(kind > 0, kind, jnp.nan).astype(step.dtype)
+        out["features"] = {k: jnp.where(finite, v, jnp.nan) for k, v in feats.items()}
+        out["loss"] = out["features"]["loss"]
+    else:
+        out["loss"] = jnp.full_like(step, jnp.nan)
+    out["closeness"] = step / (1 + jnp.sqrt(norm))
+    out["cell"] = _cell_hash(problem, states[:ORBIT], kind)
+    out["canonical"] = state_c
+    return out
+
+
+def orbit_key(problem, states):
+    """The invariant of a run's 4 orbit points, sorted along a random direction and flattened: (4m, P).
+
+    Sorted by a compare-exchange network (elementwise selects; an argsort over 4 items is far
+    slower on XLA:CPU).
+    """
+    points = [invariant(problem, s).astype(jnp.float64) for s in states]  # 4 × (m, P)
+    direction = jnp.asarray(_directions(points[0].shape[0], np.float64))[:, None]
+    proj = [jnp.sum(z * direction, axis=0) for z in points]
+    for i, j in ((0, 1), (2, 3), (0, 2), (1, 3), (1, 2)):
+        swap = proj[i] > proj[j]
+        proj[i], proj[j] = jnp.where(swap, proj[j], proj[i]), jnp.where(swap, proj[i], proj[j])
+        points[i], points[j] = jnp.where(swap, points[j], points[i]), jnp.where(swap, points[i], points[j])
+    return jnp.concatenate(points, axis=0)
+
+
+def _cell_hash(problem, states, kind):
+    key = orbit_key(problem, states)
+    cells = jnp.floor(key / attractor_tol(problem))
+    cells = jnp.where(jnp.isfinite(cells), jnp.clip(cells, -(2.0**62), 2.0**62), 0).astype(jnp.int64)
+    weights = jnp.asarray(_hash_weights(key.shape[0]))
+    return jnp.sum(cells * weights[:-1, None], axis=0) + kind.astype(jnp.int64) * weights[-1]  # wraps mod 2⁶⁴
+
+
+def _to_blocks(x, block: int):
+    return jnp.moveaxis(x.reshape(*x.shape[:-1], x.shape[-1] // block, block), -2, 0)
+
+
+def _from_blocks(x):
+    x = jnp.moveaxis(x, 0, -2)
+    return x.reshape(*x.shape[:-2], -1)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(problem, block: int, devices: tuple, with_features: bool, lanczos_steps: int):
+    batch = None if devices[0].platform == "cpu" else max(1, GPU_FEATURE_PIXELS // block)
+
+    def per_device(state, hyper_px, hyper_scalar):
+        def one(args):
+            s, h = args
+            return orbit_limits(problem, s, {**hyper_scalar, **h}, with_features, lanczos_steps)
+
+        blocks = jax.tree_util.tree_map(lambda x: _to_blocks(x, block), (state, hyper_px))
+        nb = jax.tree_util.tree_leaves(blocks)[0].shape[0]
+        out = lax.map(one, blocks, batch_size=min(batch, nb) if batch else None)
+        return jax.tree_util.tree_map(_from_blocks, out)
+
+    if len(devices) == 1:
+        return jax.jit(per_device)
+    mesh = Mesh(np.array(devices), ("px",))
+
+    def spec(x):
+        return PartitionSpec(*([None] * (x.ndim - 1)), "px")
+
+    def sharded(state, hyper_px, hyper_scalar):
+        shapes = jax.eval_shape(per_device, state, hyper_px, hyper_scalar)
+        specs_in = (
+            jax.tree_util.tree_map(spec, state),
+            jax.tree_util.tree_map(spec, hyper_px),
+            jax.tree_util.tree_map(lambda _: PartitionSpec(), hyper_scalar),
+        )
+        return jax.shard_map(per_device, mesh=mesh, in_specs=specs_in, out_specs=jax.tree_util.tree_map(spec, shapes),
+                             check_vma=False)(state, hyper_px, hyper_scalar)  # fmt: skip
+
+    return jax.jit(sharded)
+
+
+@with_x64
+def tile_limits(
+    config, coords: dict, result, devices=None, with_features: bool | None = None, block: int = 0, pad_to: int = 0
+) -> TileLimits:
+    """Features, orbit kinds and attractor cells of the pixels at `coords` from their EngineResult.
+
+    `block`: pixels per loop iteration (default FEATURE_BLOCKS engine blocks, at most MAX_FEATURE_BLOCK:
+    nothing exits early here, so wider blocks only save loop overhead). `pad_to`: run at least this
+    many pixels (edge copies, dropped), so a render's last, shorter tile compiles nothing new.
+    """
+    problem = config.problem
+    with_features = config.render.features if with_features is None else with_features
+    devices = tuple(devices or jax.local_devices())
+    block = block or min(MAX_FEATURE_BLOCK, FEATURE_BLOCKS * (config.engine.block or problem.kernel.block))
+    n = len(result.labels)
+    devices = devices[: max(1, min(len(devices), math.ceil(n / block)))]
+    padded = math.ceil(max(n, pad_to) / (len(devices) * block)) * len(devices) * block
+    _, hyper = problem.initial(coords, np.dtype(config.gd.dtype))
+
+    def pad(x):
+        x = np.asarray(x)
+        return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, padded - n)], mode="edge") if padded != n else x
+
+    state = jax.tree_util.tree_map(pad, result.state)
+    hyper_px = {k: pad(v) for k, v in hyper.items() if np.ndim(v) > 0}
+    hyper_scalar = {k: np.asarray(v) for k, v in hyper.items() if np.ndim(v) == 0}
+    fn = _compiled(problem, block, devices, with_features, LANCZOS_STEPS)
+    out = jax.tree_util.tree_map(lambda x: np.asarray(x)[..., :n], fn(state, hyper_px, hyper_scalar))
+    diverged = result.labels == DIVERGED
+    features = None
+    if with_features:
+        features = {}
+        for name in feature_names(problem):
+            if name == "attractor":  # set once the attractors are known (pipeline.attractors)
+                continue
+            values = np.array(out["features"][name], dtype=np.float64)
+            values[diverged] = np.nan
+            features[name] = values
+    kind = np.where(diverged, KIND_NONE, out["kind"]).astype(np.int8)
+    loss = np.asarray(out["loss"], dtype=np.float64)
+    return TileLimits(features, kind, out["cell"], np.asarray(out["closeness"], np.float64), loss, out["canonical"])
