@@ -119,7 +119,10 @@ def test_a_zoomed_view_holds_the_same_pixels(server):
         ({"view": FULL, "resolution": [5000, 5000]}, "resolution"),
         ({"view": FULL, "resolution": [0, 10]}, "resolution"),
         ({"view": FULL, "resolution": [64.5, 64]}, "resolution"),
-        ({"view": {"x": {"center": 1.0, "width": 1e-14}, "y": FULL["y"]}}, "float64's resolution"),
+        # P1 is polynomial: past float64 it renders in double-double, down to ~1e-31 of the centre.
+        ({"view": {"x": {"center": 1.0, "width": 1e-30}, "y": FULL["y"]}}, "double-double's resolution"),
+        ({"view": {"x": {"center": "1.0000000000000000000001", "width": 1e-40}, "y": FULL["y"]}}, "double-double"),
+        ({"view": {"x": {"center": "1.0e", "width": 1.0}, "y": FULL["y"]}}, "view.x.center"),
         ({"view": FULL, "overrides": ["gd.nope=1"]}, "gd.nope"),
         ({"view": FULL, "overrides": ["gd.steps=0"]}, "gd.steps"),
         ({"view": FULL, "overrides": ["gd.steps=10000000"]}, "gd.steps"),
@@ -253,13 +256,16 @@ def test_dimension_of_the_smooth_ellipse_boundary_is_one(server):
 
 def test_log10_views_stop_at_the_float_limit():
     # On a log10 axis the pixel pitch at the centre is ln 10 · 10^c · Δ; below one ulp of 10^c the
-    # pixels merge (float64: Δ < ε/ln 10 ≈ 9.6e−17 decades at most), and 10^c must stay finite.
+    # pixels merge (float64: Δ < ε/ln 10 ≈ 9.6e−17 decades at most; double-double 2⁻⁵³ of that),
+    # and 10^c must stay finite. P1 is polynomial, so past float64 the explorer goes double-double.
     base = p1_config(plane={"resolution": [32, 32], "x": {"param": "eta", "min": -2.0, "max": 0.5, "scale": "log10"}})
     y = {"center": 0.0, "width": 8.0}
     ok = view_config(base, {"x": {"center": -0.5, "width": 32 * 1e-14}, "y": y}, [32, 32])
-    assert ok.plane.x.width == pytest.approx(32e-14)
-    with pytest.raises(RequestError, match="float64's resolution"):
-        view_config(base, {"x": {"center": -0.5, "width": 32 * 1e-17}, "y": y}, [32, 32])
+    assert ok.plane.x.width == pytest.approx(32e-14) and ok.gd.dtype == "float64"
+    deep = view_config(base, {"x": {"center": -0.5, "width": 32 * 1e-17}, "y": y}, [32, 32])
+    assert deep.gd.dtype == "double-double" and deep.plane.x.width == pytest.approx(32e-17)
+    with pytest.raises(RequestError, match="double-double's resolution"):
+        view_config(base, {"x": {"center": -0.5, "width": 32 * 1e-33}, "y": y}, [32, 32])
     with pytest.raises(RequestError, match="leaves the range"):
         view_config(base, {"x": {"center": 400.0, "width": 1.0}, "y": y}, [32, 32])
 

@@ -14,7 +14,7 @@ from fractalgd.cli import app
 from fractalgd.colour import colorize
 from fractalgd.config import ConfigError, ZoomSpec, load_config, parse_zoom
 from fractalgd.core.plane import View
-from fractalgd.core.precision import MIN_ULPS, pixel_ulps
+from fractalgd.core.precision import LAST_ULPS, MIN_ULPS, pixel_ulps
 from fractalgd.core.precision import resolvable_dtype as keyframe_dtype
 from fractalgd.pipeline import pixels
 from fractalgd.studies.video import compose_frame, frame_views, keyframe_pyramid, render_frames, write_video
@@ -110,11 +110,12 @@ def test_precision_switch_and_float64_limit_at_the_predicted_depth():
     cfg = load_config("configs/p1-fig3.toml")
     axes = (cfg.plane.x, cfg.plane.y)
     spacing0 = 4.0 / 32
-    # Predicted from the ulps of 1.5 alone: spacing_k = spacing0·2^−k ≥ MIN_ULPS·ulp.
+    # Predicted from the ulps of 1.5 alone: spacing_k = spacing0·2^−k ≥ MIN_ULPS·ulp (LAST_ULPS for
+    # the most precise dtype, here float64: a problem without double-double).
     last32 = math.floor(math.log2(spacing0 / (MIN_ULPS["float32"] * float(np.spacing(np.float32(1.5))))))
-    last64 = math.floor(math.log2(spacing0 / (MIN_ULPS["float64"] * float(np.spacing(1.5)))))
+    last64 = math.floor(math.log2(spacing0 / (LAST_ULPS * float(np.spacing(1.5)))))
     assert (last32, last64) == (16, 49)  # 2^−3−k / 2^−23 ≥ 16 and 2^−3−k / 2^−52 ≥ 1
-    dtypes = [keyframe_dtype(spec.keyframe_view(k), (32, 32), axes, "float32") for k in range(last64 + 2)]
+    dtypes = [keyframe_dtype(spec.keyframe_view(k), (32, 32), axes, "float32", "float64") for k in range(last64 + 2)]
     assert dtypes[: last32 + 1] == ["float32"] * (last32 + 1)
     assert dtypes[last32 + 1 : last64 + 1] == ["float64"] * (last64 - last32)
     assert dtypes[last64 + 1] is None
@@ -128,16 +129,49 @@ def test_precision_switch_and_float64_limit_at_the_predicted_depth():
     assert ulps == pytest.approx(math.log(10) * 1e-4 / np.spacing(1.0))
 
 
+def test_precision_chain_into_double_double_at_the_predicted_depths():
+    # A polynomial problem continues past float64: float64 keeps 16 ulps of headroom (double-double
+    # follows), double-double is the last dtype (1 ulp of 2⁻⁵²·2⁻⁵³ at 1.5).
+    spec = spec_of(center=(1.5, 1.5), start_width=4.0, resolution=(32, 32))
+    axes = (load_config("configs/p1-fig3.toml").plane.x,) * 2
+    spacing0 = 4.0 / 32
+    last32 = math.floor(math.log2(spacing0 / (MIN_ULPS["float32"] * 2.0**-23)))
+    last64 = math.floor(math.log2(spacing0 / (MIN_ULPS["float64"] * 2.0**-52)))
+    last_dd = math.floor(math.log2(spacing0 / (LAST_ULPS * 2.0**-105)))
+    assert (last32, last64, last_dd) == (16, 45, 102)
+    dtypes = [keyframe_dtype(spec.keyframe_view(k), (32, 32), axes, "float32", "double-double") for k in range(110)]
+    assert dtypes[: last32 + 1] == ["float32"] * (last32 + 1)
+    assert dtypes[last32 + 1 : last64 + 1] == ["float64"] * (last64 - last32)
+    assert dtypes[last64 + 1 : last_dd + 1] == ["double-double"] * (last_dd - last64)
+    assert set(dtypes[last_dd + 1 :]) == {None}
+
+
 def test_zoom_stops_at_float64_limit_with_the_depth(tmp_path):
-    # Pixels 3, 1.5, 0.75 ulp of float64 apart at 1.5: keyframes 0 and 1 render, 2 cannot.
+    # A problem without double-double (a user loss): pixels 3, 1.5, 0.75 ulp of float64 apart at
+    # 1.5: keyframes 0 and 1 render, 2 cannot.
     width = 48 * 2.0**-52
-    spec, base = zoom_setup(center=[1.5, 1.5], start_width=width, resolution=[16, 16], keyframes=5, auto_target=False)
-    run = render_keyframes(spec, base, tmp_path)
+    base = load_config("configs/custom-example.toml", ["gd.steps=20"])
+    zoom = {"center": [1.5, 1.5], "start_width": width, "auto_target": False, **TINY, "resolution": [16, 16]}
+    run = render_keyframes(parse_zoom({**zoom, "keyframes": 5}, base.plane), base, tmp_path)
     assert [k.index for k in run.keyframes] == [0, 1] and {k.dtype for k in run.keyframes} == {"float64"}
     assert "keyframe 2" in run.stopped and "float64" in run.stopped and "stops at keyframe 1" in run.stopped
-    spec, base = zoom_setup(center=[1.5, 1.5], start_width=width / 8, resolution=[16, 16], auto_target=False)
     with pytest.raises(ConfigError, match="float64's limit"):
-        render_keyframes(spec, base, tmp_path / "deep")
+        render_keyframes(parse_zoom({**zoom, "start_width": width / 8}, base.plane), base, tmp_path / "deep")
+
+
+def test_zoom_continues_in_double_double_and_stops_at_its_limit(tmp_path):
+    # P1: pixels 3, 1.5, 0.75 ulp of double-double apart at 1.5 (ulp 2⁻⁵²·2⁻⁵³): keyframes 0, 1
+    # render in double-double with centres given as decimal strings, keyframe 2 cannot.
+    width = 48 * 2.0**-105
+    center = ["1.5000000000000000000000000000001", "1.5"]
+    spec, base = zoom_setup(center=center, start_width=width, resolution=[16, 16], keyframes=5, auto_target=False)
+    assert spec.center_lo[0] == pytest.approx(1e-31, rel=1e-6) and spec.center_lo[1] == 0.0
+    run = render_keyframes(spec, base, tmp_path)
+    assert [k.index for k in run.keyframes] == [0, 1] and {k.dtype for k in run.keyframes} == {"double-double"}
+    assert "double-double's limit" in run.stopped and "stops at keyframe 1" in run.stopped
+    recipe = load_config(run.keyframes[1].directory / "recipe.toml")
+    assert recipe.gd.dtype == "double-double" and recipe.plane.x.deep[:2] == (spec.center[0], spec.center_lo[0])
+    assert recipe.resolved["plane"]["x"]["center"] == "1.5000000000000000000000000000001"
 
 
 # --- resume -------------------------------------------------------------------------------------

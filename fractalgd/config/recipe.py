@@ -5,6 +5,10 @@ own), `[gd]`, `[plane]` (with `[plane.x]` and `[plane.y]`), `[engine]`, `[render
 `[analysis]`. Every key has a default, so `resolved` is the full recipe: written next to every
 image, it redraws it exactly. Unknown keys and wrong types are errors that name the key.
 A Config is changed only through `with_view` / `with_overrides`, which validate again.
+
+Axis bounds are floats, or decimal strings of any length; with `gd.dtype = "double-double"` an
+axis that float64 bounds cannot hold exactly is resolved to its centre (a decimal string when it
+has digits beyond float64) and width (`_dd_axis`), which reads back to the same pairs.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,12 +24,14 @@ from typing import Any
 from fractalgd.config.tables import coerce, merge_table, number_list, positive_int
 from fractalgd.config.toml import apply_overrides, dump_toml, read_toml, with_values
 from fractalgd.config.zoom import parse_zoom
+from fractalgd.core.decimal_axis import EXACT, dd_decimal, dd_text, parse_decimal, to_dd
 from fractalgd.core.errors import ConfigError
 from fractalgd.core.jaxenv import with_x64
 from fractalgd.core.plane import Axis, Plane, View
-from fractalgd.core.precision import FLOAT_DTYPES
+from fractalgd.core.precision import DOUBLE_DOUBLE, FLOAT_DTYPES
 from fractalgd.problems import REGISTRY, get_problem
 from fractalgd.problems.base import NONNEGATIVE, POSITIVE, Problem, RecipeContext
+from fractalgd.problems.dd import double_double
 from fractalgd.problems.features import feature_names
 
 DTYPES = FLOAT_DTYPES
@@ -136,8 +143,13 @@ class Config:
         """This recipe on another view (axis units) and resolution (W, H); `values` as in `with_values`."""
         plane = self.plane.with_view(view, resolution)
         changes = {"plane.resolution": list(plane.resolution)}
-        for key, axis in (("x", plane.x), ("y", plane.y)):
-            changes[f"plane.{key}"] = {"param": axis.param, "scale": axis.scale, "min": axis.lo, "max": axis.hi}
+        dd = values.get("gd.dtype", self.gd.dtype) == DOUBLE_DOUBLE
+        for i, (key, axis) in enumerate((("x", plane.x), ("y", plane.y))):
+            table = {"param": axis.param, "scale": axis.scale, "min": axis.lo, "max": axis.hi}
+            if dd:  # the exact centre and width of the view, not its float64 bounds
+                center = dd_decimal(view.center[i], view.center_lo[i])
+                table = _dd_axis(axis.param, axis.scale, center, Decimal(view.size[i]))
+            changes[f"plane.{key}"] = table
         return self.with_values({**changes, **values})
 
     @property
@@ -202,7 +214,26 @@ def _gd_table(raw: dict) -> dict:
     return gd
 
 
-def _resolve_axis(key: str, given: Any, default_param: str) -> dict:
+def _dd_axis(param: str, scale: str, center, width) -> dict:
+    """A double-double axis of exact `center` and `width` (Decimals): min/max if floats hold them."""
+    hi, lo = to_dd(center)
+    w = float(width)
+    bounds = (hi - w / 2, hi + w / 2)
+    exact = (EXACT.subtract(center, EXACT.divide(width, 2)), EXACT.add(center, EXACT.divide(width, 2)))
+    if not lo and all(Decimal(b) == e for b, e in zip(bounds, exact, strict=True)):
+        return {"param": param, "min": bounds[0], "max": bounds[1], "scale": scale}
+    return {"param": param, "center": dd_text(hi, lo) if lo else hi, "width": w, "scale": scale}
+
+
+def axis_bounds(axis: dict) -> tuple[float, float]:
+    """(min, max) floats of a resolved axis table (a deep axis: its centre ∓ width/2, rounded)."""
+    if "min" in axis:
+        return axis["min"], axis["max"]
+    center = float(parse_decimal("center", axis["center"]))
+    return center - axis["width"] / 2, center + axis["width"] / 2
+
+
+def _resolve_axis(key: str, given: Any, default_param: str, dtype: str = "float64") -> dict:
     if not isinstance(given, dict):
         raise ConfigError(f"{key}: expected a table with param and min/max (or center/width)")
     unknown = sorted(set(given) - set(AXIS_KEYS))
@@ -212,19 +243,32 @@ def _resolve_axis(key: str, given: Any, default_param: str) -> dict:
     scale = coerce(f"{key}.scale", given.get("scale", "linear"), "")
     if scale not in ("linear", "log10"):
         raise ConfigError(f"{key}.scale: must be 'linear' or 'log10', got '{scale}'")
-    nums = {k: coerce(f"{key}.{k}", given[k], 0.0) for k in ("min", "max", "center", "width") if k in given}
-    if {"min", "max"} <= nums.keys() and not nums.keys() & {"center", "width"}:
-        lo, hi = nums["min"], nums["max"]
-    elif {"center", "width"} <= nums.keys() and not nums.keys() & {"min", "max"}:
-        lo, hi = nums["center"] - nums["width"] / 2, nums["center"] + nums["width"] / 2
-    else:
+    exact = {k: parse_decimal(f"{key}.{k}", given[k]) for k in ("min", "max", "center", "width") if k in given}
+    by_bounds = {"min", "max"} <= exact.keys() and not exact.keys() & {"center", "width"}
+    if not by_bounds and not ({"center", "width"} <= exact.keys() and not exact.keys() & {"min", "max"}):
         raise ConfigError(f"{key}: give either min and max, or center and width")
+    floats = all(not isinstance(given[k], str) for k in exact)
+    if dtype == DOUBLE_DOUBLE and not (by_bounds and floats):
+        if by_bounds:
+            center = EXACT.divide(EXACT.add(exact["min"], exact["max"]), 2)
+            width = EXACT.subtract(exact["max"], exact["min"])
+        else:
+            center, width = exact["center"], exact["width"]
+        if not width > 0:
+            raise ConfigError(f"{key}: bounds must increase, got width {width}")
+        return _dd_axis(param, scale, center, width)
+    nums = {k: float(v) for k, v in exact.items()}
+    if by_bounds:
+        lo, hi = nums["min"], nums["max"]
+    else:
+        lo, hi = nums["center"] - nums["width"] / 2, nums["center"] + nums["width"] / 2
     if not hi > lo:
-        raise ConfigError(f"{key}: bounds must increase, got min={lo} max={hi}")
+        hint = ' (closer than float64 resolves: gd.dtype = "double-double" goes deeper)' if hi == lo else ""
+        raise ConfigError(f"{key}: bounds must increase, got min={lo} max={hi}{hint}")
     return {"param": param, "min": lo, "max": hi, "scale": scale}
 
 
-def _plane_table(raw: dict, default_axes: tuple[str, str]) -> dict:
+def _plane_table(raw: dict, default_axes: tuple[str, str], dtype: str = "float64") -> dict:
     plane_raw = raw.get("plane", {})
     if not isinstance(plane_raw, dict):
         raise ConfigError("plane: expected a table")
@@ -241,7 +285,7 @@ def _plane_table(raw: dict, default_axes: tuple[str, str]) -> dict:
     if plane["grid"] not in GRIDS:
         raise ConfigError(f"plane.grid: must be 'centers' or 'endpoints' (linspace/logspace), got '{plane['grid']}'")
     for key, default in zip(("x", "y"), default_axes, strict=True):
-        plane[key] = _resolve_axis(f"plane.{key}", axes_raw.get(key, {"min": -1.0, "max": 1.0}), default)
+        plane[key] = _resolve_axis(f"plane.{key}", axes_raw.get(key, {"min": -1.0, "max": 1.0}), default, dtype)
     if plane["x"]["param"] == plane["y"]["param"]:
         raise ConfigError(f"plane.y.param: both axes sweep '{plane['x']['param']}'")
     return plane
@@ -257,10 +301,11 @@ def _check_coordinates(plane: dict, problem: Problem) -> None:
             raise ConfigError(f"plane.{key}.param: '{axis['param']}' is not a coordinate of '{problem.kind}' (known: {known})")
         domain = coords[axis["param"]]
         if axis["scale"] == "linear" and domain in (POSITIVE, NONNEGATIVE):
-            ok = axis["min"] > 0 if domain == POSITIVE else axis["min"] >= 0
+            lo = axis_bounds(axis)[0]
+            ok = lo > 0 if domain == POSITIVE else lo >= 0
             if not ok:
                 bound = "> 0" if domain == POSITIVE else ">= 0"
-                raise ConfigError(f"plane.{key}.min: '{axis['param']}' must be {bound}, got {axis['min']}")
+                raise ConfigError(f"plane.{key}.min: '{axis['param']}' must be {bound}, got {lo}")
 
 
 def _engine_table(raw: dict) -> dict:
@@ -311,13 +356,19 @@ def _analysis_table(given: Any, class_names) -> dict:
     return analysis
 
 
+def _axis(table: dict, n: int, grid: str) -> Axis:
+    lo, hi = axis_bounds(table)
+    if "min" in table:
+        return Axis(table["param"], lo, hi, table["scale"], n, grid)
+    if grid != "centers":
+        raise ConfigError('plane.grid: a view given by a decimal centre (past float64) has pixels at cell centres only; use grid = "centers"')
+    center = to_dd(parse_decimal("center", table["center"]))
+    return Axis(table["param"], lo, hi, table["scale"], n, grid, deep=(*center, table["width"]))
+
+
 def _view(plane: dict) -> Plane:
     w, h = plane["resolution"]
-    x, y = plane["x"], plane["y"]
-    grid = plane["grid"]
-    return Plane(
-        Axis(x["param"], x["min"], x["max"], x["scale"], w, grid), Axis(y["param"], y["min"], y["max"], y["scale"], h, grid)
-    )
+    return Plane(_axis(plane["x"], w, plane["grid"]), _axis(plane["y"], h, plane["grid"]))
 
 
 @with_x64  # problems may draw their instances with JAX in float64
@@ -332,13 +383,15 @@ def config_from_dict(raw: dict) -> Config:
     name = check_name(coerce("name", raw.get("name", DEFAULTS["name"]), ""))
     cls, kind, params = _problem_table(raw)
     gd = _gd_table(raw)
-    plane = _plane_table(raw, cls.default_axes)
+    plane = _plane_table(raw, cls.default_axes, gd["dtype"])
     engine = _engine_table(raw)
     ctx = RecipeContext(
         gd["eta"], gd["steps"], gd["dtype"], tuple(plane["base"]), tuple(plane["dir1"]), tuple(plane["dir2"]),
         plane["seed"], (plane["x"]["param"], plane["y"]["param"]),
     )  # fmt: skip
     problem = cls.from_recipe(params, ctx)
+    if gd["dtype"] == DOUBLE_DOUBLE:
+        problem = double_double(problem)
     _check_coordinates(plane, problem)
     render_cfg = _render_table(raw.get("render", {}), problem)
     view = _view(plane)

@@ -4,10 +4,42 @@ from __future__ import annotations
 
 import copy
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from fractalgd.core.errors import ConfigError
+
+# Where a recipe accepts decimal strings (axis bounds, the zoom centre): a TOML float written
+# there with more digits than float64 holds keeps its text, so `--set plane.x.center=1.7199…`
+# (the shell has eaten any quotes) and an unquoted long literal in a file lose no digits.
+DECIMAL_KEYS = (("plane", "x"), ("plane", "y"), ("zoom", "center"))
+
+
+class _Digits(str):
+    """The text of a TOML float with digits beyond float64 (until `_settle` decides)."""
+
+
+def _parse_float(text: str):
+    value = float(text)
+    digits = Decimal(text.replace("_", ""))
+    return value if not digits.is_finite() or Decimal(repr(value)) == digits else _Digits(text.replace("_", ""))
+
+
+def _settle(value, path: tuple[str, ...]):
+    """Long floats as decimal strings under DECIMAL_KEYS, as floats everywhere else."""
+    if isinstance(value, dict):
+        return {k: _settle(v, (*path, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_settle(v, path) for v in value]
+    if isinstance(value, _Digits):
+        return str(value) if path[:2] in DECIMAL_KEYS else float(value)
+    return value
+
+
+def loads(text: str) -> dict:
+    """tomllib.loads, keeping long floats' digits where decimal strings are accepted (`DECIMAL_KEYS`)."""
+    return _settle(tomllib.loads(text, parse_float=_parse_float), ())
 
 
 def read_toml(path: str | Path, what: str = "config file") -> dict:
@@ -16,22 +48,27 @@ def read_toml(path: str | Path, what: str = "config file") -> dict:
     if not path.is_file():
         raise ConfigError(f"{what} '{path}' not found")
     try:
-        return tomllib.loads(path.read_text())
+        return loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"{what} '{path}' is not valid TOML: {err}") from None
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
-    """`a.b=value` → (["a", "b"], value), the value read as TOML (a bare word is a string)."""
+    """`a.b=value` → (["a", "b"], value), the value read as TOML (a bare word is a string).
+
+    A number with more digits than float64 holds, set under an axis or the zoom centre, stays
+    its decimal text (`DECIMAL_KEYS`): `plane.x.center=1.71847639664035890376` keeps every digit.
+    """
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set '{item}': expected key.path=value")
+    parts = key.split(".")
     try:
-        value = tomllib.loads(f"v = {text.strip()}")["v"]
+        value = _settle(tomllib.loads(f"v = {text.strip()}", parse_float=_parse_float)["v"], tuple(parts))
     except tomllib.TOMLDecodeError:
         value = text.strip()
-    return key.split("."), value
+    return parts, value
 
 
 def set_dotted(raw: dict, parts: list[str], value: Any) -> None:
@@ -53,11 +90,31 @@ def with_values(raw: dict, values: dict[str, Any]) -> dict:
     return raw
 
 
+# The two forms of a plane axis: setting a key of one replaces the other form given before it.
+AXIS_FORMS = (("min", "max"), ("center", "width"))
+
+
+def _replace_axis_form(raw: dict, parts: list[str]) -> None:
+    if len(parts) != 3 or parts[0] != "plane" or parts[1] not in ("x", "y"):
+        return
+    axis = raw.get("plane", {}).get(parts[1]) if isinstance(raw.get("plane"), dict) else None
+    for form, other in (AXIS_FORMS, AXIS_FORMS[::-1]):
+        if parts[2] in form and isinstance(axis, dict):
+            for key in other:
+                axis.pop(key, None)
+
+
 def apply_overrides(raw: dict, overrides) -> dict:
-    """A copy of `raw` with `key.path=value` overrides applied in order."""
+    """A copy of `raw` with `key.path=value` overrides applied in order.
+
+    `plane.x.center=…` (or width) replaces the axis's min/max, and `plane.x.min=…` (or max) its
+    center/width, so `--set` can re-aim a recipe's axis in either form.
+    """
     raw = copy.deepcopy(raw)
     for item in overrides:
-        set_dotted(raw, *parse_override(item))
+        parts, value = parse_override(item)
+        _replace_axis_form(raw, parts)
+        set_dotted(raw, parts, value)
     return raw
 
 

@@ -1,7 +1,9 @@
 """The `[zoom]` table of a recipe: a zoom sequence's keyframe views, validated against the plane.
 
 Keyframe k spans w_k = w_0 · f^(−k) (axis units; the height follows the resolution's aspect
-ratio) around `center`, for `keyframes` keyframes or down to `final_width`.
+ratio) around `center`, for `keyframes` keyframes or down to `final_width`. The centre may be
+given as decimal strings of any length: it is kept as double-double pairs (center + center_lo),
+so a zoom can go past float64 (`gd.dtype = "double-double"` keyframes).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from fractalgd.config.tables import merge_table
+from fractalgd.core.decimal_axis import parse_decimal, to_dd
 from fractalgd.core.errors import ConfigError
 from fractalgd.core.plane import View
 
@@ -40,6 +43,7 @@ class ZoomSpec:
     frames_per_doubling: int
     fps: int
     auto_target: bool
+    center_lo: tuple[float, float] = (0.0, 0.0)  # what the centre has beyond float64
 
     @property
     def frames_per_keyframe(self) -> int:
@@ -50,18 +54,23 @@ class ZoomSpec:
         k = self.keyframes if keyframes is None else keyframes
         return (k - 1) * self.frames_per_keyframe + 1
 
-    def keyframe_view(self, k: int, center: tuple[float, float] | None = None) -> View:
+    def keyframe_view(self, k: int, center: tuple[float, float] | None = None, center_lo=None) -> View:
+        """Keyframe k's view around `center` (+ `center_lo`), by default the spec's centre."""
         width = self.start_width / self.factor**k
-        return View(self.center if center is None else center, (width, width * self.resolution[1] / self.resolution[0]))
+        if center is None:
+            center, center_lo = self.center, self.center_lo
+        size = (width, width * self.resolution[1] / self.resolution[0])
+        return View(center, size, center_lo if center_lo is not None else (0.0, 0.0))
 
 
 def parse_zoom(given, plane) -> ZoomSpec:
     """Validate a `[zoom]` table against the recipe's plane (a fractalgd.plane.Plane)."""
     z = merge_table("zoom", given, ZOOM_DEFAULTS)
-    center = z["center"] if "center" in given else [plane.x.center, plane.y.center]
-    if len(center) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in center):
-        raise ConfigError(f"zoom.center: expected two numbers [x, y], got {center!r}")
-    center = (float(center[0]), float(center[1]))
+    center = z["center"] if "center" in given else [(plane.x.center, plane.x.center_lo), (plane.y.center, plane.y.center_lo)]
+    if len(center) != 2 or not all(isinstance(v, (int, float, str, tuple)) and not isinstance(v, bool) for v in center):
+        raise ConfigError(f"zoom.center: expected two numbers [x, y] (or decimal strings), got {center!r}")
+    pairs = [v if isinstance(v, tuple) else to_dd(parse_decimal("zoom.center", v)) for v in center]
+    center, center_lo = (pairs[0][0], pairs[1][0]), (pairs[0][1], pairs[1][1])
     for value, axis, name in ((center[0], plane.x, "x"), (center[1], plane.y, "y")):
         if not (math.isfinite(value) and axis.lo <= value <= axis.hi):
             raise ConfigError(
@@ -95,7 +104,7 @@ def parse_zoom(given, plane) -> ZoomSpec:
             raise ConfigError(f"zoom.{key}: must be a positive integer, got {z[key]}")
     return ZoomSpec(
         center, float(start), float(factor), int(keyframes), (res[0], res[1]),
-        z["frames_per_doubling"], z["fps"], z["auto_target"],
+        z["frames_per_doubling"], z["fps"], z["auto_target"], center_lo,
     )  # fmt: skip
 
 

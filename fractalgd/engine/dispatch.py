@@ -58,6 +58,9 @@ def run_batch(kernel, state0, hyper: dict, opts: EngineOptions, devices=None, pa
     if not opts.block:
         # Small states (2 numbers a pixel) like wide blocks; matrix states fit cache at ~64 pixels.
         opts = replace(opts, block=kernel.block)
+    if kernel.max_unroll and opts.unroll > kernel.max_unroll:
+        # A long step (double-double) unrolled is one fusion too large for XLA:CPU, which then recomputes it.
+        opts = replace(opts, unroll=kernel.max_unroll)
     if uses_pallas(opts.backend, devices[0].platform):
         result = _try_pallas(kernel, state0, hyper, opts, pad_to)
         if result is not None:

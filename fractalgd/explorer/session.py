@@ -36,11 +36,13 @@ from fractalgd.analysis.boxcount import box_count
 from fractalgd.analysis.cracks import counted_boundary
 from fractalgd.colour import class_colors, colorize
 from fractalgd.config import Config, ConfigError, dump_toml, parse_override, parse_zoom
+from fractalgd.core.decimal_axis import dd_text, parse_decimal, to_dd
 from fractalgd.core.plane import View
-from fractalgd.core.precision import check_range, resolvable_dtype
+from fractalgd.core.precision import FLOAT_DTYPES, check_range, resolvable_dtype
 from fractalgd.output.png import png_bytes
 from fractalgd.pipeline import render
 from fractalgd.pipeline.cost import check, estimate
+from fractalgd.problems.dd import top_dtype
 
 MAX_SIDE = 4096  # pixels per image side (4096² is the paper's final resolution, anchors.md §1.3)
 MAX_STEPS = 100_000  # gd.steps an interactive request may ask for
@@ -79,6 +81,23 @@ def _number(key: str, value) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         raise RequestError(f"{key}: expected a finite number, got {value!r}")
     return float(value)
+
+
+def _center(key: str, value) -> tuple[float, float]:
+    """A centre as a double-double pair: a JSON number, or a decimal string (deep zooms)."""
+    if isinstance(value, tuple):  # parsed already (JSON has no tuples)
+        return value
+    if isinstance(value, str):
+        try:
+            return to_dd(parse_decimal(key, value))
+        except ConfigError as error:
+            raise RequestError(str(error)) from None
+    return _number(key, value), 0.0
+
+
+def center_value(pair: tuple[float, float]):
+    """A parsed centre for a recipe: the float, or a decimal string when it has a lo part."""
+    return dd_text(*pair) if pair[1] else pair[0]
 
 
 def check_keys(body: dict, allowed: set[str]) -> None:
@@ -121,7 +140,8 @@ def check_cost(config: Config):
 
 
 def parse_view(view) -> dict:
-    """Check `{"x": {"center", "width"}, "y": {...}}`: finite centres, widths > 0."""
+    """Check `{"x": {"center", "width"}, "y": {...}}`: finite centres (numbers, or decimal strings
+    beyond float64), widths > 0. Centres come back as (hi, lo) pairs."""
     if not isinstance(view, dict):
         raise RequestError(f"view: expected {{'x': {{'center', 'width'}}, 'y': ...}}, got {view!r}")
     out = {}
@@ -129,7 +149,7 @@ def parse_view(view) -> dict:
         axis = view.get(key)
         if not isinstance(axis, dict) or set(axis) - {"center", "width"} or len(axis) != 2:
             raise RequestError(f"view.{key}: expected {{'center': number, 'width': number}}, got {axis!r}")
-        center, width = _number(f"view.{key}.center", axis["center"]), _number(f"view.{key}.width", axis["width"])
+        center, width = _center(f"view.{key}.center", axis["center"]), _number(f"view.{key}.width", axis["width"])
         if not width > 0:
             raise RequestError(f"view.{key}.width: must be > 0, got {width}")
         out[key] = {"center": center, "width": width}
@@ -192,27 +212,40 @@ def view_config(base: Config, view, resolution, overrides=()) -> Config:
     """The base recipe on `view` at `resolution`, with whitelisted overrides; validated.
 
     The dtype follows the one precision rule (`fractalgd.core.precision`): float32 views switch to
-    float64 where their pixels would merge, and views past float64's limit are refused.
+    float64 and then (polynomial problems) to double-double where their pixels would merge, and
+    views past the problem's most precise dtype are refused.
     """
     view, resolution = parse_view(view), parse_resolution(resolution)
     values = {"name": f"{base.name}-view", **override_values(base, overrides)}  # `render` keeps the base's outputs
-    box = View((view["x"]["center"], view["y"]["center"]), (view["x"]["width"], view["y"]["width"]))
+    (cx, lx), (cy, ly) = view["x"]["center"], view["y"]["center"]
+    box = View((cx, cy), (view["x"]["width"], view["y"]["width"]), (lx, ly))
+    dtype, top = values.get("gd.dtype", base.gd.dtype), top_dtype(base.problem)
+    if dtype in FLOAT_DTYPES and FLOAT_DTYPES.index(dtype) <= FLOAT_DTYPES.index(top):
+        # The dtype first: a view deeper than float64 is written as a double-double recipe.
+        plane = base.plane.with_view(box, tuple(resolution))
+        try:
+            check_range((plane.x, plane.y), dtype)
+        except ConfigError as error:
+            raise RequestError(str(error)) from None
+        dtype = resolvable_dtype(box, resolution, (plane.x, plane.y), dtype, top)
+        if dtype is None:
+            raise RequestError(f"view.x.width: at {box.size[0]:.3g} wide the pixels are closer than {top}'s resolution; zoom out")
+        values["gd.dtype"] = dtype
     try:
         config = base.with_view(box, tuple(resolution), **values)
         check_range((config.plane.x, config.plane.y), config.gd.dtype)
     except ConfigError as error:  # → 400 at the HTTP edge
         raise RequestError(str(error)) from None
-    dtype = resolvable_dtype(box, resolution, (config.plane.x, config.plane.y), config.gd.dtype)
-    if dtype is None:
-        raise RequestError(
-            f"view.x.width: at {box.size[0]:.3g} wide the pixels are closer than float64's resolution; zoom out"
-        )
-    return config if dtype == config.gd.dtype else config.with_values({"gd.dtype": dtype})
+    return config
 
 
 def axis_json(axis) -> dict:
-    return {"param": axis.param, "scale": axis.scale, "center": axis.center, "width": axis.width,
-            "min": axis.lo, "max": axis.hi}  # fmt: skip
+    """An axis for the page; a centre beyond float64 also as `center_decimal` (send it back as the centre)."""
+    out = {"param": axis.param, "scale": axis.scale, "center": axis.center, "width": axis.width,
+           "min": axis.lo, "max": axis.hi}  # fmt: skip
+    if axis.center_lo:
+        out["center_decimal"] = dd_text(axis.center, axis.center_lo)
+    return out
 
 
 def hex_colors(class_names) -> list[str]:
@@ -473,7 +506,8 @@ class Explorer:
         raw = {**config.resolved, "name": f"{self.base.name}-zoom", "zoom": zoom}
         parse_zoom(zoom, config.plane)  # the zoom recipe must render with `fractalgd zoom`
         path = "\n".join(
-            f"#   {i}: x = {v['x']['center']!r} (width {v['x']['width']!r}), y = {v['y']['center']!r}"
+            f"#   {i}: x = {center_value(v['x']['center'])!r} (width {v['x']['width']!r}), "
+            f"y = {center_value(v['y']['center'])!r}"
             for i, v in enumerate(views)
         )
         header = f"# Zoom path collected in `fractalgd serve` (keyframe views, axis units):\n{path}\n"
@@ -507,7 +541,7 @@ def zoom_table(views: list[dict], plane, body: dict) -> dict:
     if not factor > 1:
         raise RequestError(f"factor: must be > 1, got {factor}")
     zoom = {
-        "center": [last["x"]["center"], last["y"]["center"]],
+        "center": [center_value(last["x"]["center"]), center_value(last["y"]["center"])],
         "start_width": start,
         "factor": factor,
         "final_width": final,

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from fractalgd.core.errors import ConfigError
+from fractalgd.core.precision import numpy_dtype
 from fractalgd.output.atomic import json_text, recover_directory, remove_dead_temporaries, replace_directory
 from fractalgd.output.figure import draw_figure
 from fractalgd.output.histogram import draw_histogram
@@ -187,6 +188,6 @@ def save_render(result, out_dir: str | Path, force: bool = False) -> Path:
         if result.score is not None:
             np.save(tmp / "score.npy", result.score)
         if result.features is not None:
-            write_features(tmp / "features.npz", result.features, result.config.gd.dtype)
+            write_features(tmp / "features.npz", result.features, numpy_dtype(result.config.gd.dtype))
 
     return write_render_directory(out_dir, result.config, result.meta, arrays, render_rgb(result), force)

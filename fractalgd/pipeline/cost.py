@@ -27,7 +27,8 @@ import numpy as np
 from fractalgd.config import Config
 from fractalgd.core.errors import CostError
 from fractalgd.core.jaxenv import with_x64
-from fractalgd.pipeline.pixels import run_pixels
+from fractalgd.core.precision import numpy_dtype
+from fractalgd.pipeline.pixels import initial_state, plane_coordinates, run_pixels
 
 AUTO_PIXELS = 4096 * 4096  # above this, `[engine] out_of_core = "auto"` renders tiled
 MEMORY_SHARE = 0.8  # of the memory available now
@@ -97,7 +98,7 @@ def state_bytes(config: Config) -> int:
     """Bytes of one pixel's state plus its per-pixel hyperparameters, from the problem's own initial state."""
     plane = config.plane
     coords = {plane.x.param: plane.x.values(np.array([0])), plane.y.param: plane.y.values(np.array([0]))}
-    state, hyper = config.problem.initial(coords, np.dtype(config.gd.dtype))
+    state, hyper = initial_state(config, coords)
     leaves = jax.tree_util.tree_leaves((state, hyper))
     return int(sum(np.asarray(x).nbytes for x in leaves))
 
@@ -138,7 +139,7 @@ def step_flops(config: Config, compiled: bool = True) -> float:
     if key in _FLOPS:
         return _FLOPS[key]
     coords = config.plane.coordinates(0, min(kernel.block, config.plane.size))
-    state, hyper = problem.initial(coords, np.dtype(config.gd.dtype))
+    state, hyper = problem.initial(coords, numpy_dtype(config.gd.dtype))  # double-double: pairs of float64
     coeffs = kernel.prepare({k: np.asarray(v) for k, v in hyper.items()})
     lowered = jax.jit(kernel.step).lower(state, coeffs)
     analysis = lowered.compile().cost_analysis() if compiled else lowered.cost_analysis()
@@ -165,7 +166,7 @@ def calibration_rate(config: Config) -> float:
     steps = min(config.gd.steps, 2 * config.engine.check_every, 256)
     pixels = min(CALIBRATION_PIXELS, config.plane.size)
     small = config.with_values({"gd.steps": steps})
-    coords = small.plane.coordinates(0, pixels)
+    coords = plane_coordinates(small, 0, pixels)
     run_pixels(small, coords)  # compile
     start = time.perf_counter()
     result = run_pixels(small, coords)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import jax
-import numpy as np
 
 from fractalgd.config import Config
+from fractalgd.core.precision import DOUBLE_DOUBLE, numpy_dtype
 from fractalgd.engine import EngineOptions, EngineResult, run_batch
+from fractalgd.problems.dd import check_compensations
 
 
 def engine_options(config: Config) -> EngineOptions:
@@ -14,20 +15,36 @@ def engine_options(config: Config) -> EngineOptions:
     return EngineOptions(config.gd.steps, e.check_every, e.block, e.unroll, e.batch_blocks, e.backend)
 
 
-def run_pixels(config: Config, coords: dict[str, np.ndarray], pad_to: int = 0) -> EngineResult:
-    """Run the recipe's GD at plane coordinates `coords` (physical values, name → float64 array).
+def initial_state(config: Config, coords: dict) -> tuple:
+    """(state0, hyper) of the recipe's problem at `coords`, in the recipe's dtype (the one place
+    `gd.dtype` becomes arrays: a double-double problem takes (hi, lo) pairs or float64 arrays)."""
+    return config.problem.initial(coords, numpy_dtype(config.gd.dtype))
+
+
+def run_pixels(config: Config, coords: dict, pad_to: int = 0) -> EngineResult:
+    """Run the recipe's GD at plane coordinates `coords` (physical values, name → float64 array,
+    or (hi, lo) pairs of arrays for a double-double recipe).
 
     Runs on this process's local devices (under jax.distributed, jax.devices() also lists other
     processes' devices).
     """
-    state, hyper = config.problem.initial(coords, np.dtype(config.gd.dtype))
+    if config.gd.dtype == DOUBLE_DOUBLE:  # once per backend and process (cached)
+        check_compensations(jax.local_devices()[0].platform)
+    state, hyper = initial_state(config, coords)
     options = engine_options(config)
     return run_batch(config.problem.kernel, state, hyper, options, devices=jax.local_devices(), pad_to=pad_to)
 
 
+def plane_coordinates(config: Config, start: int, stop: int) -> dict:
+    """Coordinates of the flat pixels [start, stop): float64, or pairs for a double-double recipe."""
+    if config.gd.dtype == DOUBLE_DOUBLE:
+        return config.plane.coordinates_dd(start, stop)
+    return config.plane.coordinates(start, stop)
+
+
 def run_range(config: Config, start: int, stop: int, pad_to: int = 0) -> EngineResult:
     """Run the engine on the flat pixels [start, stop) of the recipe's plane (row-major)."""
-    return run_pixels(config, config.plane.coordinates(start, stop), pad_to)
+    return run_pixels(config, plane_coordinates(config, start, stop), pad_to)
 
 
 def device_summary() -> str:

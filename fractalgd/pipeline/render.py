@@ -24,14 +24,17 @@ from fractalgd.colour import colorize, colorize_feature, colorize_score
 from fractalgd.config import Config, parse_override
 from fractalgd.core.classes import FIRST_PROBLEM_CLASS
 from fractalgd.core.jaxenv import with_x64
+from fractalgd.core.precision import DOUBLE_DOUBLE
 from fractalgd.core.version import __version__
 from fractalgd.pipeline.analysis import analyze_render
 from fractalgd.pipeline.attractors import Cells, attractor_rows, discovered_labels, find_attractors
 from fractalgd.pipeline.cost import planned_seconds
 from fractalgd.pipeline.features import tile_limits
-from fractalgd.pipeline.pixels import device_summary, run_pixels
+from fractalgd.pipeline.pixels import device_summary, plane_coordinates, run_pixels
 from fractalgd.problems.base import HasScore
 from fractalgd.problems.custom import CustomProblem
+from fractalgd.problems.dd import float_problem
+from fractalgd.problems.ddbase import his
 from fractalgd.problems.features import feature_names
 
 
@@ -169,6 +172,17 @@ def tile_pixels(config: Config) -> int:
     return unit * math.ceil(total / (calls * unit))
 
 
+def readout(config: Config, coords=None, result=None):
+    """(config, coords, result) for features and attractor cells: a double-double run is read
+    from its float64 rounding (`fractalgd.problems.dd.float_problem`), others as they are."""
+    if config.gd.dtype != DOUBLE_DOUBLE:
+        return config, coords, result
+    config = replace(config, problem=float_problem(config.problem), gd=replace(config.gd, dtype="float64"))
+    if coords is not None:
+        coords = {k: v[0] if isinstance(v, tuple) else v for k, v in coords.items()}
+    return config, coords, (replace(result, state=his(result.state)) if result is not None else None)
+
+
 @with_x64
 def render(config: Config, progress: Callable[[int, int], None] | None = None, tile: int | None = None) -> RenderResult:
     """Render the recipe's plane; `progress(done_pixels, total_pixels)` is called after each tile.
@@ -191,7 +205,7 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     cells, pixel_cell = Cells(), np.empty(total, np.int32)
     for start in range(0, total, tile):
         stop = min(start + tile, total)
-        coords = config.plane.coordinates(start, stop)
+        coords = plane_coordinates(config, start, stop)  # double-double: (hi, lo) pairs
         result = run_pixels(config, coords, pad_to=tile if planned else 0)
         labels[start:stop], steps[start:stop] = result.labels, result.steps
         if scores is not None:
@@ -202,7 +216,7 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
                 scores[start:stop] = part
         executed += result.executed_pixel_steps
         limits_start = time.perf_counter()
-        limits = tile_limits(config, coords, result, pad_to=tile if planned else 0)
+        limits = tile_limits(*readout(config, coords, result), pad_to=tile if planned else 0)
         for name in names:
             features[name][start:stop] = limits.features[name]
         pixel_cell[start:stop] = cells.add(limits, result.labels, start)
@@ -210,7 +224,7 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
         if progress is not None:
             progress(stop, total)
     limits_start = time.perf_counter()
-    attractors = find_attractors(config, cells, problem.class_names)
+    attractors = find_attractors(readout(config)[0], cells, problem.class_names)
     class_names = tuple(problem.class_names)
     if isinstance(problem, CustomProblem) and problem.discovers_minima:
         labels = discovered_labels(labels, pixel_cell, attractors, FIRST_PROBLEM_CLASS)

@@ -161,6 +161,7 @@ class Kernel(ABC):
     history: ClassVar[int] = 4  # past iterates the decision test needs (period 4: θ_{t−4})
     block: ClassVar[int] = 512  # pixels per early-exit block (2 numbers a pixel like wide blocks)
     final_periods: ClassVar[int] = MAX_FINAL_PERIOD  # periods tested at T by `final_label` (0: none)
+    max_unroll: ClassVar[int] = 0  # cap on the engine's step unroll (0: none); unrolling never changes a label
 
     def prepare(self, hyper: dict) -> dict:
         """Per-block coefficients from the hyperparameters (arrays of shape () or (pixels,))."""

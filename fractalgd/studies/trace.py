@@ -22,6 +22,7 @@ import numpy as np
 from fractalgd.config import Config, ConfigError
 from fractalgd.core.jaxenv import with_x64
 from fractalgd.pipeline import run_pixels
+from fractalgd.pipeline.pixels import initial_state
 from fractalgd.problems.base import HasAlignment, HasLoss, HasMatrix, HasRank
 
 MAX_TRACE_STEPS = 200_000
@@ -59,7 +60,7 @@ def trace_pixel(config: Config, x: float, y: float) -> Trace:
     result = run_pixels(config, coords)  # the engine's verdict: the plot and the image agree
     problem = config.problem
     kernel = problem.kernel
-    state0, hyper = problem.initial(coords, np.dtype(config.gd.dtype))
+    state0, hyper = initial_state(config, coords)
     path = _path(kernel, state0, hyper, steps)
     theta = kernel.theta(path)
     flat = np.concatenate([leaf.reshape(-1, steps + 1) for leaf in jax.tree_util.tree_leaves(theta)], axis=0).T

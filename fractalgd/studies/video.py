@@ -103,8 +103,9 @@ def step_shifts(keyframes: list[Keyframe], n_classes: int, min_pixels: int = 16)
             lb, sb = np.load(b.directory / "labels.npy"), np.load(b.directory / "steps.npy")
             (ha, wa), (hb, wb) = la.shape, lb.shape
             (ax, ay), (bx, by) = a.view.spacing((wa, ha)), b.view.spacing((wb, hb))
-            col, in_x = _axis_samples(a.view.center[0] - b.view.center[0], ax, bx, wa, wb, 0)
-            row, in_y = _axis_samples(b.view.center[1] - a.view.center[1], ay, by, ha, hb, 0)
+            dx, dy = b.view.offset(a.view)  # a's centre − b's, exact in double-double pairs
+            col, in_x = _axis_samples(dx, ax, bx, wa, wb, 0)
+            row, in_y = _axis_samples(-dy, ay, by, ha, hb, 0)
             rows, cols = (
                 np.clip(np.round(row[in_y]), 0, hb - 1).astype(int),
                 np.clip(np.round(col[in_x]), 0, wb - 1).astype(int),
@@ -195,13 +196,13 @@ def frame_views(spec: ZoomSpec, keyframes: list[Keyframe]) -> Iterator[tuple[int
 def compose_frame(k: int, t: float, offset, view: View, keyframes, pyramids, shape) -> np.ndarray:
     """The uint8 RGB frame: layers k, k+1 and k+2 (faded in), see the module docstring."""
     frame = np.zeros((*shape, 3), dtype=np.float32)
-    base = keyframes[k].view.center
+    base = keyframes[k].view
     for layer, alpha in ((k, 1.0), (k + 1, 1.0), (k + 2, math.sin(math.pi * t / 2) ** 2)):
         if layer >= len(keyframes) or alpha == 0.0:
             continue
-        center = keyframes[layer].view.center
-        # Centres of nearby keyframes are close floats, so their difference is exact (Sterbenz).
-        rel = tuple(o - (c - b) for o, c, b in zip(offset, center, base, strict=True))
+        # Centres of nearby keyframes are close (double-double pairs beyond float64), so their
+        # difference is exact in the hi parts (Sterbenz) plus the lo parts.
+        rel = tuple(o - d for o, d in zip(offset, base.offset(keyframes[layer].view), strict=True))
         rows, cols, rgb = sample_layer(pyramids(layer), keyframes[layer].view, rel, view, shape)
         if alpha == 1.0:
             frame[rows, cols] = rgb

@@ -11,6 +11,9 @@ p is the fixed point of the similarity that maps view k onto view k+1, so every 
 nests between the two and hits both exactly; with a fixed centre p = c_k = c_{k+1}. Views are in
 axis units (decades on a log10 axis). Keyframe k is an ordinary render directory
 `DIR/keyframes/NNNN/` whose recipe hash decides resume: a rerun skips keyframes with the same recipe.
+Each keyframe computes in the cheapest dtype that resolves its pixels (`resolvable_dtype`):
+float32 → float64 → double-double for the polynomial problems, whose centres are then kept as
+pairs; the zoom stops, naming the depth, where the problem's most precise dtype runs out.
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from fractalgd.config import Config, ConfigError, ZoomSpec, apply_overrides, config_from_dict, parse_zoom, read_toml
+from fractalgd.core import ddarith
+from fractalgd.core.decimal_axis import dd_text
 from fractalgd.core.plane import View
 from fractalgd.core.precision import pixel_ulps, resolvable_dtype
 from fractalgd.output import finished_render, save_render
 from fractalgd.output.atomic import remove_dead_temporaries
 from fractalgd.pipeline import render
+from fractalgd.problems.dd import top_dtype
 
 AUTO_STEP = 0.5  # auto_target moves this fraction of the way to the target per keyframe,
 AUTO_MAX = 0.25  # but at most this fraction of the next keyframe's size
@@ -42,9 +48,19 @@ def interpolate(view_a: View, view_b: View, factor: float, t: float) -> tuple[tu
     be re-projected without cancellation in c(t) − c_a.
     """
     s = factor ** (-t)
-    offset = tuple(factor * (b - a) / (factor - 1) * (1 - s) for a, b in zip(view_a.center, view_b.center, strict=True))
-    center = tuple(c if d == 0 else c + d for c, d in zip(view_a.center, offset, strict=True))
-    return offset, View(center, (view_a.size[0] * s, view_a.size[1] * s))
+    offset = tuple(factor * d / (factor - 1) * (1 - s) for d in view_a.offset(view_b))
+    center, center_lo = shifted(view_a, offset)
+    return offset, View(center, (view_a.size[0] * s, view_a.size[1] * s), center_lo)
+
+
+def shifted(view: View, offset) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(center, center_lo) of the view's centre moved by `offset` (floats), in double-double pairs."""
+    his, los = [], []
+    for c, lo, d in zip(view.center, view.center_lo, offset, strict=True):
+        hi, lo = (c, lo) if d == 0 else ddarith.add_float((c, lo), d)
+        his.append(hi)
+        los.append(lo)
+    return (his[0], his[1]), (los[0], los[1])
 
 
 def frame_position(spec: ZoomSpec, frame: int, keyframes: int) -> tuple[int, float]:
@@ -88,6 +104,8 @@ class Keyframe:
         return {
             "index": self.index,
             "center": list(self.view.center),
+            **({"center_decimal": [dd_text(c, lo) for c, lo in zip(self.view.center, self.view.center_lo, strict=True)]}
+               if any(self.view.center_lo) else {}),  # fmt: skip
             "width": self.view.size[0],
             "height": self.view.size[1],
             "log2_magnification": self.index * math.log2(spec.factor),
@@ -116,7 +134,12 @@ def _box_mean(a: np.ndarray, win: int) -> np.ndarray:
 
 
 def next_center(labels: np.ndarray, view: View, factor: float) -> tuple[float, float]:
-    """auto_target: the centre of the next keyframe, moved gently toward dense boundary.
+    """auto_target: the centre of the next keyframe (float64; `next_center_dd` keeps its lo part)."""
+    return next_center_dd(labels, view, factor)[0]
+
+
+def next_center_dd(labels: np.ndarray, view: View, factor: float):
+    """auto_target: (center, center_lo) of the next keyframe, moved gently toward dense boundary.
 
     As Lexis-Lab's zoom (anchors.md §1.13): boundary density under a box filter (1/8 of the image),
     the top 1 % of it, the candidate nearest the current centre. The centre moves AUTO_STEP of the
@@ -129,28 +152,29 @@ def next_center(labels: np.ndarray, view: View, factor: float) -> tuple[float, f
     for dr, dc in ((0, 1), (1, 0), (1, 2), (2, 1)):
         boundary |= padded[dr : dr + h, dc : dc + w] != labels
     if not boundary.any():
-        return view.center
+        return view.center, view.center_lo
     density = _box_mean(boundary.astype(np.float64), max(3, min(h, w) // 8))
     top = density >= max(np.quantile(density, 0.99), 1e-12)
     rows, cols = np.nonzero(top)
     nearest = np.argmin((rows - (h - 1) / 2) ** 2 + (cols - (w - 1) / 2) ** 2)
     sx, sy = view.spacing((w, h))
     target = (cols[nearest] - (w - 1) / 2) * sx, ((h - 1) / 2 - rows[nearest]) * sy
-    out = []
-    for c, d, size in zip(view.center, target, view.size, strict=True):
+    move = []
+    for d, size in zip(target, view.size, strict=True):
         limit = min(AUTO_MAX * size / factor, (size - size / factor) / 2)
-        out.append(c + float(np.clip(AUTO_STEP * d, -limit, limit)))
-    return (out[0], out[1])
+        move.append(float(np.clip(AUTO_STEP * d, -limit, limit)))
+    return shifted(view, move)
 
 
-def depth_message(spec: ZoomSpec, k: int, view: View, axes) -> str:
-    """Why keyframe k cannot be rendered: its pixels are closer than float64 can tell apart."""
-    ulps = pixel_ulps(view, spec.resolution, axes, "float64")
+def depth_message(spec: ZoomSpec, k: int, view: View, axes, top: str = "float64") -> str:
+    """Why keyframe k cannot be rendered: its pixels are closer than `top` (the problem's most
+    precise dtype) can tell apart."""
+    ulps = pixel_ulps(view, spec.resolution, axes, top)
     reached = (
         f"the zoom stops at keyframe {k - 1} (magnification {spec.factor ** (k - 1):.4g})" if k else "nothing to do"
     )
     return (
-        f"float64's limit: keyframe {k} of {spec.keyframes} (width {view.size[0]:.4g}, magnification "
+        f"{top}'s limit: keyframe {k} of {spec.keyframes} (width {view.size[0]:.4g}, magnification "
         f"{spec.factor**k:.4g}) would have pixels {ulps:.2g} ulp apart at the centre; {reached}"
     )
 
@@ -161,20 +185,22 @@ def render_keyframes(
     """Render (or reuse) every keyframe into `out_dir/keyframes/NNNN/`; `progress(done, total)`.
 
     A keyframe whose `recipe.toml` equals the recipe it would be rendered with is not recomputed,
-    so a killed run continues where it stopped. Stops early, with a message, past float64's limit.
+    so a killed run continues where it stopped. Stops early, with a message, past the limit of the
+    problem's most precise dtype (double-double for the polynomial problems, else float64).
     """
     root = Path(out_dir) / "keyframes"
     for directory in (Path(out_dir), root):
         remove_dead_temporaries(directory)  # what a killed run left half-written
     axes = (base.plane.x, base.plane.y)
+    top = top_dtype(base.problem)
     done: list[Keyframe] = []
-    center = spec.center
+    center, center_lo = spec.center, spec.center_lo
     stopped = None
     for k in range(spec.keyframes):
-        view = spec.keyframe_view(k, center)
-        dtype = resolvable_dtype(view, spec.resolution, axes, base.gd.dtype)
+        view = spec.keyframe_view(k, center, center_lo)
+        dtype = resolvable_dtype(view, spec.resolution, axes, base.gd.dtype, top)
         if dtype is None:
-            stopped = depth_message(spec, k, view, axes)
+            stopped = depth_message(spec, k, view, axes, top)
             if k == 0:
                 raise ConfigError(f"zoom.start_width: {stopped}")
             break
@@ -191,7 +217,7 @@ def render_keyframes(
         ulps = pixel_ulps(view, spec.resolution, axes, dtype)
         done.append(Keyframe(k, view, dtype, ulps, directory, not reuse, time.perf_counter() - start))
         if spec.auto_target:
-            center = next_center(labels, view, spec.factor)
+            center, center_lo = next_center_dd(labels, view, spec.factor)
         if progress is not None:
             progress(k + 1, spec.keyframes)
     return ZoomRun(done, stopped)

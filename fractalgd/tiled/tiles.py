@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from fractalgd.config import Config
+from fractalgd.core.precision import DOUBLE_DOUBLE
 from fractalgd.output import check_target, finished_render
 from fractalgd.output.atomic import atomic_path, process_alive, remove_dead_temporaries
 from fractalgd.pipeline import run_pixels
@@ -73,10 +74,8 @@ def tile_coordinates(config: Config, tile: Tile, start: int, stop: int) -> dict[
 
     The same float64 formula as `Plane.coordinates`, on the same pixel indices: the same values.
     """
-    plane = config.plane
     row, col = np.divmod(np.arange(start, stop, dtype=np.int64), tile.shape[1])
-    row, col = row + tile.r0, col + tile.c0
-    return {plane.x.param: plane.x.values(col), plane.y.param: plane.y.values(plane.y.n - 1 - row)}
+    return config.plane.pixel_coordinates(row + tile.r0, col + tile.c0, config.gd.dtype == DOUBLE_DOUBLE)
 
 
 def render_tile(config: Config, tile: Tile, progress: Callable[[int], None] | None = None) -> dict:
