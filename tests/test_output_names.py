@@ -87,11 +87,13 @@ def test_analyze_keeps_one_report_per_method(tmp_path):
     # --json at the report of another input: refused unless --force
     npy = tmp_path / "labels.npy"
     np.save(npy, np.load(out / "labels.npy"))
+    names = {v: k for k, v in json.loads((out / "meta.json").read_text())["class_names"].items()}
+    pair = f"{names['nearest']},{names['farthest']}"  # a bare .npy names its classes by id
     target = out / "analysis-boxcount.json"
-    refused = runner.invoke(app, ["analyze", str(npy), "--classes", "6,7", "--json", str(target)])
+    refused = runner.invoke(app, ["analyze", str(npy), "--classes", pair, "--json", str(target)])
     assert refused.exit_code == 2 and "--force" in refused.output
     assert json.loads(target.read_text())["input"] == str(out.resolve())
-    forced = runner.invoke(app, ["analyze", str(npy), "--classes", "6,7", "--json", str(target), "--force"])
+    forced = runner.invoke(app, ["analyze", str(npy), "--classes", pair, "--json", str(target), "--force"])
     assert forced.exit_code == 0, forced.output
     user = tmp_path / "analysis-sd.json"  # a user's file of that name next to the .npy: kept
     user.write_text('{"mine": true}')

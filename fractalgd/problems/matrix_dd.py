@@ -62,11 +62,12 @@ class MatrixDDKernel(DDKernel):
     d: int
     k: int
     target: tuple[tuple[float, ...], ...]
+    per_column: bool = False  # as MatrixKernel: columns' nearest/farthest words for global minimizers
 
     block = 64
 
     def float_kernel(self) -> MatrixKernel:
-        return MatrixKernel(self.d, self.k, self.target)
+        return MatrixKernel(self.d, self.k, self.target, self.per_column)
 
     def prepare(self, hyper):
         eta, lam, zero = coeff(hyper, "eta"), coeff(hyper, "lam"), hyper[ZERO]
@@ -84,7 +85,7 @@ class MatrixDDProblem(MatrixProblem):
 
     @property
     def kernel(self) -> MatrixDDKernel:
-        return MatrixDDKernel(self.d, self.k, self.target_matrix)
+        return MatrixDDKernel(self.d, self.k, self.target_matrix, self.per_column)
 
     def initial(self, coords: dict, dtype) -> tuple[tuple, dict]:
         """(state0, hyper) from coordinates given as (hi, lo) pairs or float64 arrays; `dtype` is float64."""
