@@ -166,9 +166,11 @@ def reference_seconds(config: Config, flops: float) -> tuple[float, int]:
         for _ in range(n_steps):
             s, value = train_step(s)
             history.append(value)
-        return measure(jnp.stack(history, axis=1))
+        # Stacked on the host: jnp.stack of T arrays compiles a T-operand program (minutes at T = 3000).
+        return measure(np.stack([np.asarray(v) for v in history], axis=1))
 
-    jax.block_until_ready(loop(2))  # compile
+    jax.block_until_ready(loop(2))  # compile the step
+    jax.block_until_ready(measure(np.ones((sample, steps), dtype=np.dtype(config.gd.dtype))))  # and the measure
     return _timed(lambda: loop(steps)) * config.plane.size / sample, sample
 
 
