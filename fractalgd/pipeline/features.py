@@ -36,6 +36,7 @@ from jax.sharding import Mesh, PartitionSpec
 
 from fractalgd.core.classes import DIVERGED
 from fractalgd.core.jaxenv import with_x64
+from fractalgd.engine.xla import _from_blocks, _to_blocks  # the engine's (..., n) ↔ (blocks, ..., block) layout
 from fractalgd.problems.base import DIVERGENCE_BOUND, period_tests, tree_dtype
 from fractalgd.problems.features import (
     LANCZOS_STEPS,
@@ -145,15 +146,6 @@ def _cell_hash(problem, states, kind):
     cells = jnp.where(jnp.isfinite(cells), jnp.clip(cells, -(2.0**62), 2.0**62), 0).astype(jnp.int64)
     weights = jnp.asarray(_hash_weights(key.shape[0]))
     return jnp.sum(cells * weights[:-1, None], axis=0) + kind.astype(jnp.int64) * weights[-1]  # wraps mod 2⁶⁴
-
-
-def _to_blocks(x, block: int):
-    return jnp.moveaxis(x.reshape(*x.shape[:-1], x.shape[-1] // block, block), -2, 0)
-
-
-def _from_blocks(x):
-    x = jnp.moveaxis(x, 0, -2)
-    return x.reshape(*x.shape[:-2], -1)
 
 
 @functools.lru_cache(maxsize=32)
