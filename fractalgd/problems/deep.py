@@ -50,7 +50,7 @@ from fractalgd.problems.base import (
     tree_sq_dist,
     tree_sq_norm,
 )
-from fractalgd.problems.features import HasFeatures, matrix_feature_names, matrix_features
+from fractalgd.problems.features import ProductFeatures
 from fractalgd.problems.matrix import random_orthogonal, square_target
 from fractalgd.problems.smallmat import count_above
 
@@ -178,7 +178,7 @@ def loss(state, target):
 
 
 @dataclass(frozen=True)
-class DeepProblem(Problem, HasLoss, HasMatrix, HasRank, HasFeatures):
+class DeepProblem(Problem, HasLoss, HasMatrix, HasRank, ProductFeatures):
     """The recipe's deep factorization: what the plane does not sweep is fixed here."""
 
     n: int
@@ -267,17 +267,8 @@ class DeepProblem(Problem, HasLoss, HasMatrix, HasRank, HasFeatures):
         del hyper
         return loss(state, self.target_matrix)
 
-    # --- limit features (fractalgd.problems.features) ---
+    # --- limit features (fractalgd.problems.features): from W = W_N ⋯ W₁ (P2's low-rank bias),
+    # which W_j ↦ A_j W_j A_{j−1}⁻¹ leaves unchanged ---
 
-    def feature_names(self) -> tuple[str, ...]:
-        return matrix_feature_names(self.n)
-
-    def limit_features(self, state, hyper) -> dict:
-        """Singular values sv0 ≥ sv1 ≥ … of W = W_N ⋯ W₁ and its effective rank Σσ/σ₁ (P2's low-rank bias)."""
-        del hyper
-        return matrix_features(product(state))
-
-    def invariant(self, state):
-        """W_N ⋯ W₁, flattened: W_j ↦ A_j W_j A_{j−1}⁻¹ leaves it unchanged."""
-        prod = product(state)
-        return prod.reshape(-1, prod.shape[-1])
+    def product_rank(self) -> int:
+        return self.n

@@ -64,7 +64,7 @@ from fractalgd.problems.dln_kernel import (  # noqa: F401  (re-exported: the ref
     instance,
     product,
 )
-from fractalgd.problems.features import HasFeatures, matrix_feature_names, matrix_features
+from fractalgd.problems.features import ProductFeatures
 
 DEFAULTS = {
     "d": 5,  # A* is d×d, every layer too
@@ -102,7 +102,7 @@ def class_names(d: int) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class DLNProblem(Problem, HasLoss, HasMatrix, HasRank, HasFeatures):
+class DLNProblem(Problem, HasLoss, HasMatrix, HasRank, ProductFeatures):
     d: int
     depth: int
     target_rank: int
@@ -226,20 +226,11 @@ class DLNProblem(Problem, HasLoss, HasMatrix, HasRank, HasFeatures):
         return 0.5 * jnp.mean(r * r, axis=0) + 0.5 * jnp.asarray(hyper["lam"]) * tree_sq_norm(state[0])
 
 
-    # --- limit features (fractalgd.problems.features; no loss: loss and sharpness are NaN) ---
+    # --- limit features (fractalgd.problems.features): from A_θ = W_L ⋯ W_1 (P5's rank jumps),
+    # which W_ℓ ↦ Q_ℓ W_ℓ Q_{ℓ−1}ᵀ (Q orthogonal) leaves unchanged ---
 
-    def feature_names(self) -> tuple[str, ...]:
-        return matrix_feature_names(self.d)
-
-    def limit_features(self, state, hyper) -> dict:
-        """Singular values sv0 ≥ sv1 ≥ … of A_θ = W_L ⋯ W_1 and its effective rank (P5's rank jumps)."""
-        del hyper
-        return matrix_features(self.product(state))
-
-    def invariant(self, state):
-        """A_θ, flattened: W_ℓ ↦ Q_ℓ W_ℓ Q_{ℓ−1}ᵀ (Q orthogonal) leaves it unchanged."""
-        prod = self.product(state)
-        return prod.reshape(-1, prod.shape[-1])
+    def product_rank(self) -> int:
+        return self.d
 
 
 def _validate(params: dict, ctx: RecipeContext) -> None:

@@ -302,3 +302,26 @@ def matrix_features(matrix) -> dict:
     out = {f"sv{i}": sigma[i] for i in range(sigma.shape[0])}
     out["erank"] = effective_rank(sigma)
     return out
+
+
+class ProductFeatures(HasFeatures):
+    """Features of a factorization read from its product A_θ (`HasMatrix.product`, (m, m', P)):
+    A_θ's singular values and effective rank, and attractors grouped by A_θ, which the
+    factorization's symmetries (rotations and rescalings of the factors) leave unchanged."""
+
+    def product_rank(self) -> int:
+        """min(m, m'): how many singular values A_θ has."""
+        raise NotImplementedError
+
+    def feature_names(self) -> tuple[str, ...]:
+        return matrix_feature_names(self.product_rank())
+
+    def limit_features(self, state, hyper) -> dict:
+        """Singular values sv0 ≥ sv1 ≥ … of A_θ and its effective rank Σσ/σ₁."""
+        del hyper
+        return matrix_features(self.product(state))
+
+    def invariant(self, state):
+        """A_θ, flattened."""
+        prod = self.product(state)
+        return prod.reshape(-1, prod.shape[-1])

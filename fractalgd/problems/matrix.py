@@ -52,7 +52,7 @@ from fractalgd.problems.base import (
     hyper_arrays,
     plane_vectors,
 )
-from fractalgd.problems.features import HasFeatures, matrix_feature_names, matrix_features
+from fractalgd.problems.features import ProductFeatures
 
 CONVERGED, SADDLE = FIRST_PROBLEM_CLASS, FIRST_PROBLEM_CLASS + 1
 CLASS_NAMES = (*COMMON_CLASSES, "converged", "saddle")
@@ -150,7 +150,7 @@ class MatrixKernel(Kernel):
 
 
 @dataclass(frozen=True)
-class MatrixProblem(Problem, HasLoss, HasMatrix, HasFeatures):
+class MatrixProblem(Problem, HasLoss, HasMatrix, ProductFeatures):
     """The recipe's matrix problem: what the plane does not sweep is fixed here."""
 
     d: int
@@ -232,20 +232,11 @@ class MatrixProblem(Problem, HasLoss, HasMatrix, HasFeatures):
     def loss(self, state, hyper):
         return loss(state, hyper, self.target_matrix)
 
-    # --- limit features (fractalgd.problems.features) ---
+    # --- limit features (fractalgd.problems.features): from UᵀV, which (U, V) ↦ (QU, QV) (and,
+    # with λ = 0, (QU, Q⁻ᵀV)) leave unchanged ---
 
-    def feature_names(self) -> tuple[str, ...]:
-        return matrix_feature_names(self.k)
-
-    def limit_features(self, state, hyper) -> dict:
-        """Singular values sv0 ≥ sv1 ≥ … of UᵀV and its effective rank Σσ/σ₁."""
-        del hyper
-        return matrix_features(self.product(state))
-
-    def invariant(self, state):
-        """UᵀV, flattened: (U, V) ↦ (QU, QV) (and, with λ = 0, (QU, Q⁻ᵀV)) leave it unchanged."""
-        prod = self.product(state)
-        return prod.reshape(-1, prod.shape[-1])
+    def product_rank(self) -> int:
+        return self.k
 
 
 def _rows(matrix) -> tuple[tuple[float, ...], ...]:
