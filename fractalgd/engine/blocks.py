@@ -147,8 +147,13 @@ def block_runner(kernel, opts: EngineOptions, hyper_scalar, skip_with_cond: bool
         if tail:
             carry = lax.cond(jnp.all(carry[5]), lambda c: c, lambda c: chunk_body(c, tail), carry)
         t, state, history, labels, steps, done = carry
-        # The kernel's verdict on pixels still undecided at T.
-        labels = jnp.where(done, labels, kernel.final_label(state, history, state0, coeffs))
+        # The kernel's verdict on pixels still undecided at T. A block that exited early skips it:
+        # `final_label` may run a costly look-ahead (periods up to 32) for any pixel it finds open.
+        labels = lax.cond(
+            jnp.all(done),
+            lambda: labels,
+            lambda: jnp.where(done, labels, kernel.final_label(state, history, state0, coeffs)),
+        )
         return labels, steps, state, t
 
     return run_block

@@ -64,9 +64,12 @@ class Cells:
         order = np.lexsort((limits.closeness[member], inverse))  # by cell, most settled first
         first = order[np.r_[0, np.flatnonzero(np.diff(inverse[order])) + 1]]  # one per unique cell
         leaves, self.treedef = jax.tree_util.tree_flatten(limits.canonical)
+        picks = member[first]
+        # One gather of the candidates' states (they stay on the device; a pixel each per cell).
+        picked = [np.asarray(leaf[..., picks]) for leaf in leaves]
         local = np.full(len(unique), -1, np.int64)
         for u, h in enumerate(unique.tolist()):
-            pick = member[first[u]]
+            pick = picks[u]
             cid = self.index.get(h)
             if cid is None:
                 if len(self.count) >= MAX_CELLS:
@@ -85,7 +88,7 @@ class Cells:
                 self.closeness[cid] = float(limits.closeness[pick])
                 self.pixel[cid] = offset + int(pick)
                 self.loss[cid] = float(limits.loss[pick])
-                self.states[cid] = [np.array(leaf[..., pick]) for leaf in leaves]
+                self.states[cid] = [np.array(leaf[..., u]) for leaf in picked]
         out[member] = local[inverse]
         # (cell, label) pairs counted by one bincount over cell·256 + label: linear, no sort
         pairs = np.bincount(inverse.astype(np.int64) * 256 + labels[member].astype(np.int64), minlength=len(unique) * 256)

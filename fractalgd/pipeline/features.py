@@ -64,7 +64,7 @@ class TileLimits:
     cell: np.ndarray  # (n,) int64: hash of the attractor cell (meaningful where kind > 0)
     closeness: np.ndarray  # (n,) float64: ‖θ_{c+1} − θ_c‖ / (1 + ‖θ_c‖), how settled the pixel is
     loss: np.ndarray  # (n,) float64 at θ_c (NaN without a loss, or with features off)
-    canonical: tuple  # the canonical state θ_c, the engine's state structure, leaves (..., n)
+    canonical: tuple  # the canonical state θ_c, the engine's state structure, leaves (..., n) on the device
 
 
 def _directions(size: int, dtype) -> np.ndarray:
@@ -201,25 +201,29 @@ def tile_limits(
     padded = math.ceil(max(n, pad_to) / (len(devices) * block)) * len(devices) * block
     _, hyper = problem.initial(coords, np.dtype(config.gd.dtype))
 
-    def pad(x):
-        x = np.asarray(x)
-        return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, padded - n)], mode="edge") if padded != n else x
+    def pad(x):  # on the device for the engine's state (no round trip to the host), numpy for the rest
+        if padded == n:
+            return x
+        widths = [(0, 0)] * (x.ndim - 1) + [(0, padded - n)]
+        return jnp.pad(x, widths, mode="edge") if isinstance(x, jax.Array) else np.pad(np.asarray(x), widths, mode="edge")
 
     state = jax.tree_util.tree_map(pad, result.state)
     hyper_px = {k: pad(v) for k, v in hyper.items() if np.ndim(v) > 0}
     hyper_scalar = {k: np.asarray(v) for k, v in hyper.items() if np.ndim(v) == 0}
     fn = _compiled(problem, block, devices, with_features, LANCZOS_STEPS)
-    out = jax.tree_util.tree_map(lambda x: np.asarray(x)[..., :n], fn(state, hyper_px, hyper_scalar))
-    diverged = result.labels == DIVERGED
+    out = fn(state, hyper_px, hyper_scalar)
+    canonical = jax.tree_util.tree_map(lambda x: x[..., :n] if padded != n else x, out["canonical"])  # stays on the device
+    out = jax.tree_util.tree_map(lambda x: np.asarray(x)[..., :n], {k: v for k, v in out.items() if k != "canonical"})
+    diverged = np.flatnonzero(result.labels == DIVERGED)
     features = None
     if with_features:
         features = {}
         for name in feature_names(problem):
             if name == "attractor":  # set once the attractors are known (pipeline.attractors)
                 continue
-            values = np.array(out["features"][name], dtype=np.float64)
+            values = out["features"][name].astype(np.float64)
             values[diverged] = np.nan
             features[name] = values
-    kind = np.where(diverged, KIND_NONE, out["kind"]).astype(np.int8)
-    loss = np.asarray(out["loss"], dtype=np.float64)
-    return TileLimits(features, kind, out["cell"], np.asarray(out["closeness"], np.float64), loss, out["canonical"])
+    kind = out["kind"].copy()
+    kind[diverged] = KIND_NONE
+    return TileLimits(features, kind, out["cell"], out["closeness"].astype(np.float64), out["loss"].astype(np.float64), canonical)

@@ -168,20 +168,38 @@ def final_period(kernel, state, coeffs, label):
         theta0 = kernel.theta(state)
         tol = convergence_tol(tree_dtype(theta0))
         scale = tol * tol * (1.0 + tree_sq_norm(theta0))
-        zero = jnp.zeros(label.shape, jnp.int32)
 
-        def body(j, carry):
-            s, first, moved, period = carry
-            s = kernel.step(s, coeffs)
-            back = tree_sq_dist(kernel.theta(s), theta0) <= scale
-            moved = jnp.where(j == 1, tree_sq_dist(kernel.theta(s), theta0) > 1e6 * scale, moved)
-            first = jnp.where(back & (first == 0) & (j <= periods), j, first)
-            # A return at j = 2k confirms the first return at k.
-            period = jnp.where(back & (period == 0) & (first > 0) & (j == 2 * first), first, period)
-            return s, first, moved, period
+        def returns(s, count):
+            """`count` more steps from s: (s, bits), bit i set where step i + 1 returned within tol of θ_T.
 
-        _, _, moved, period = lax.fori_loop(1, 2 * periods + 1, body, (state, zero, jnp.zeros(label.shape, bool), zero))
+            One bit mask as the only carry besides the state: XLA:CPU makes one loop fusion per
+            carried array, and each recomputes the step."""
+
+            def body(i, carry):
+                s, bits = carry
+                s = kernel.step(s, coeffs)
+                back = tree_sq_dist(kernel.theta(s), theta0) <= scale
+                return s, bits | (back.astype(jnp.uint32) << i.astype(jnp.uint32))
+
+            return lax.fori_loop(0, count, body, (s, jnp.zeros(label.shape, jnp.uint32)))
+
+        moved = tree_sq_dist(kernel.theta(kernel.step(state, coeffs)), theta0) > 1e6 * scale
+        s, low = returns(state, min(2 * periods, 32))  # returns at T + 1 … T + 32
+        high = returns(s, 2 * periods - 32)[1] if 2 * periods > 32 else jnp.zeros_like(low)  # T + 33 … T + 64
+
+        def returned(j):  # the return bit of step T + j (1 ≤ j ≤ 2·periods), per pixel
+            j = j.astype(jnp.uint32)
+            bit = jnp.where(j <= 32, low >> jnp.minimum(j - 1, 31), high >> (jnp.maximum(j, 33) - 33))
+            return (bit & 1) == 1
+
+        # The first return k ≤ periods (the lowest set bit), confirmed by a return at 2k.
+        first_returns = low & jnp.uint32((1 << periods) - 1 if periods < 32 else 0xFFFFFFFF)
+        lowest = first_returns & (~first_returns + jnp.uint32(1))
+        first = jnp.where(first_returns != 0, lax.population_count(lowest - jnp.uint32(1)).astype(jnp.int32) + 1, 0)
+        period = jnp.where((first > 0) & returned(jnp.maximum(2 * first, 2)), first, 0)
         found = open_ & moved & (period > 0)
         return jnp.where(found, period_class(period), label).astype(jnp.int32)
 
     return lax.cond(jnp.any(open_), search, lambda _: label.astype(jnp.int32), None)
+
+

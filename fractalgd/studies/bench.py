@@ -4,7 +4,11 @@ Each case is an ordinary recipe (`CASES`). For each one, all in the same process
 
 - **engine**: `run_batch` on the case's initial state, warmed up first (the first call, which
   compiles, is reported as `compile_s`, never timed); median and min of `repeats` runs.
-- **render** (P1 cases): the whole `pipeline.render(config)`, coordinates and tiles included.
+- **render** (P1 cases): the whole `pipeline.render(config)`, coordinates and tiles included, with
+  its default limit features and attractors; **render_labels**: the same with `[render] features
+  = false` (labels, steps and attractors only).
+- **numba** (P1 cases, when numba is installed: `pip install fractalgd[bench]`): the hand-written
+  peer kernel `studies.numba_p1` (tiles over the cores, per-tile exit, labels only).
 - **reference**: the pattern of Sohl-Dickstein's notebook (anchors.md §1.4): a Python loop over
   steps, each one jitted call on a chunk of at most 50,000 pixels, keeping every step's loss, then
   his convergence measure on the stacked history. It runs one chunk (or, where a step is
@@ -19,7 +23,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jax
@@ -32,6 +36,7 @@ from fractalgd.engine import run_batch
 from fractalgd.pipeline import engine_options, render
 from fractalgd.pipeline.cost import step_flops
 from fractalgd.problems.base import HasLoss, orthonormal_directions
+from fractalgd.studies import numba_p1
 
 REFERENCE_CHUNK = 50_000
 REFERENCE_BUDGET_FLOP = 2e9  # the reference's sample is sized to about this much work
@@ -194,12 +199,24 @@ def bench_case(case: Case, side: int, dtype: str, repeats: int, peak: float, ref
               "pixel_steps_per_s": nominal / median, "executed_fraction": result.executed_pixel_steps / nominal,
               "floor_s": floor_s, "floor_ratio": median / floor_s}  # fmt: skip
     records = [engine]
+    peers = {}
     if case.render_too:
-        render(config)  # warm: coordinates, tiles and the engine's compiled program
-        rtimes = [_timed(lambda: render(config).labels) for _ in range(repeats)]
-        rmed = statistics.median(rtimes)
-        records.append({**common, "impl": "render", "median_s": rmed, "min_s": min(rtimes),
-                        "pixel_steps_per_s": nominal / rmed, "floor_s": floor_s, "floor_ratio": rmed / floor_s})  # fmt: skip
+        labels_only = replace(config, render=replace(config.render, features=False))
+        peers["render"] = lambda: render(config).labels
+        peers["render_labels"] = lambda: render(labels_only).labels
+        if numba_p1.available() and problem.kind == "scalar" and problem.dim == 1:
+            u0, v0 = (np.ascontiguousarray(np.asarray(leaf)[0]) for leaf in state)
+            peers["numba"] = lambda: numba_p1.p1_labels(u0, v0, problem.eta, problem.lam, problem.y, config.gd.steps)
+    for impl, fn in peers.items():
+        fn()  # warm: coordinates, tiles and the compiled programs
+        ptimes = [_timed(fn) for _ in range(repeats)]
+        pmed = statistics.median(ptimes)
+        records.append({**common, "impl": impl, "median_s": pmed, "min_s": min(ptimes),
+                        "pixel_steps_per_s": nominal / pmed, "floor_s": floor_s, "floor_ratio": pmed / floor_s})  # fmt: skip
+    if "numba" in peers:  # time over the numba peer's, same process: below 1 is ahead of it
+        peer = next(r["median_s"] for r in records if r["impl"] == "numba")
+        for record in records:
+            record["ratio_to_numba"] = record["median_s"] / peer
     if reference:
         ref_s, sample = reference_seconds(config, flops)
         for record in records:
@@ -228,14 +245,15 @@ def run_bench(
 
 
 def format_table(records: list[dict]) -> str:
-    header = f"{'case':<20} {'impl':<10} {'grid':>12} {'median':>11} {'min':>11} {'px-steps/s':>11} {'vs ref':>9} {'x floor':>8}"
+    header = f"{'case':<20} {'impl':<13} {'grid':>12} {'median':>11} {'min':>11} {'px-steps/s':>11} {'vs ref':>9} {'x floor':>8} {'/ numba':>8}"
     rows = [header]
     for r in records:
         speedup = f"{r['speedup_vs_reference']:.1f}x" if "speedup_vs_reference" in r else ""
         grid_steps = f"{r['resolution']}²×{r['steps']}"
+        to_numba = f"{r['ratio_to_numba']:.2f}" if "ratio_to_numba" in r else ""
         rows.append(
-            f"{r['case']:<20} {r['impl']:<10} {grid_steps:>12} {_ms(r['median_s'])} {_ms(r['min_s'])} "
-            f"{r['pixel_steps_per_s']:>11.3g} {speedup:>9} {r['floor_ratio']:>8.2f}"
+            f"{r['case']:<20} {r['impl']:<13} {grid_steps:>12} {_ms(r['median_s'])} {_ms(r['min_s'])} "
+            f"{r['pixel_steps_per_s']:>11.3g} {speedup:>9} {r['floor_ratio']:>8.2f} {to_numba:>8}"
         )
     device = f"{jax.local_devices()[0].platform} ×{len(jax.local_devices())}"
     rows.append(f"{records[0]['dtype']} on {device}; floor = XLA's FLOP count of the step × executed pixel-steps "
