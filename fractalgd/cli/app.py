@@ -451,9 +451,10 @@ def _terminate(signum, frame) -> None:
 
 
 def main() -> None:
-    from fractalgd.core.jaxenv import use_all_cores
+    from fractalgd.core.jaxenv import use_all_cores, use_compilation_cache
 
     use_all_cores()  # one XLA CPU device per core: before anything imports jax
+    use_compilation_cache()  # compiled programs kept between runs
     signal.signal(signal.SIGTERM, _terminate)
     app()
 

@@ -69,7 +69,8 @@ class DLNKernel(Kernel):
     rank_floor: float = 1e-6
 
     history = 2
-    block = 128  # pixels per block: (d, d, block) states stay in cache (512 measured 6× slower)
+    block = 256  # pixels per block: (d, d, block) states stay in cache (measured: 256 best, 1024 2× slower)
+    max_unroll = 1  # an unrolled step is a fusion too large for XLA:CPU (2 steps: 2.2× slower at block 256)
 
     def prepare(self, hyper):
         eta = hyper["eta"]
@@ -78,11 +79,13 @@ class DLNKernel(Kernel):
         mask = np.zeros((self.d, self.d))
         mask[list(self.rows), list(self.cols)] = 1.0
         zero = jnp.zeros((), dtype)
+        noise, trial = hyper.get("noise", zero), hyper.get("trial", zero)
         return {
             "eta": eta,
             "lam": hyper["lam"],
-            "noise": hyper.get("noise", zero),
-            "trial": hyper.get("trial", zero),
+            "noise": noise,
+            "trial": trial,
+            "hash_prefix": dln_parts.hash_prefix(self.noise_seed, jnp.floor(noise), jnp.floor(trial)),
             "target": target,
             "mask": jnp.asarray(mask / len(self.rows), dtype),  # 1/|I| on I: the GD baseline's residual weights
             "rows": jnp.asarray(self.rows),
@@ -103,20 +106,35 @@ class DLNKernel(Kernel):
         pick = dln_parts.entry_index(self.noise_seed, noise, trial, t, q, len(self.rows))
         return k["rows"][pick], k["cols"][pick]
 
+    def entry_onehots(self, t, q, k):
+        """(e_i, e_j), (d, P) one-hot columns of draw q at step t, with no gather: the observed list
+        is static, so e_i[a] is "pick is one of the entries in row a" (a gather per pixel and step
+        is XLA:CPU's slowest op here)."""
+        dtype = k["eta"].dtype
+        pick = dln_parts.entry_index_from(k["hash_prefix"], t, q, len(self.rows))
+        hits = [pick == m for m in range(len(self.rows))]
+
+        def onehot(index):
+            rows = []
+            for a in range(self.d):
+                members = [hits[m] for m, value in enumerate(index) if value == a]
+                rows.append(functools.reduce(jnp.logical_or, members).astype(dtype) if members else jnp.zeros(pick.shape, dtype))
+            return jnp.stack(rows)
+
+        return onehot(self.rows), onehot(self.cols)
+
     def data_gradient(self, ws, t, k):
         """The data term's gradient per layer: the mean of `batch` sampled entries, or of all of I."""
         if not self.batch:
             return self._full_gradient(ws, k)
         total = None
         for q in range(self.batch):
-            grads = self._entry_gradient(ws, *self.entries(t, q, k), k)
+            grads = self._entry_gradient(ws, *self.entry_onehots(t, q, k), k)
             total = grads if total is None else [a + g for a, g in zip(total, grads, strict=True)]
         return total if self.batch == 1 else [g / self.batch for g in total]
 
-    def _entry_gradient(self, ws, i, j, k):
-        """∇_{W_ℓ} ½(A_ij − A*_ij)² = r·b_ℓᵀ a_{ℓ−1}ᵀ per pixel (i, j per pixel)."""
-        dtype = ws[0].dtype
-        ei, ej = _onehot(i, self.d, dtype), _onehot(j, self.d, dtype)
+    def _entry_gradient(self, ws, ei, ej, k):
+        """∇_{W_ℓ} ½(A_ij − A*_ij)² = r·b_ℓᵀ a_{ℓ−1}ᵀ per pixel (e_i, e_j: one-hot columns)."""
         forward = [sm.matvec(ws[0], ej)]  # a_1 = W_1 e_j
         for w in ws[1:]:
             forward.append(sm.matvec(w, forward[-1]))
