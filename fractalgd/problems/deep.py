@@ -89,7 +89,6 @@ class DeepKernel(Kernel):
     rank_at_T: bool
 
     block = 64  # N·n² numbers a pixel: small early-exit blocks stay in cache (perf-baseline.md §4)
-    max_unroll = 1  # measured: 2 unrolled steps are 1.2× slower (XLA:CPU recomputes within the larger fusion)
 
     def prepare(self, hyper):
         return {"eta": hyper["eta"]}
