@@ -59,16 +59,32 @@ FEATURE_BLOCKS, MAX_FEATURE_BLOCK = 8, 4096
 class TileLimits:
     """Per pixel of one engine call: features, the orbit's kind, its attractor cell, its canonical state."""
 
-    features: dict[str, np.ndarray] | None  # name → (n,) float64, NaN where undefined (None: switched off)
+    # name → (n,) in the state's float dtype, NaN where undefined except at `diverged` (None: switched off)
+    features: dict[str, np.ndarray] | None
     kind: np.ndarray  # (n,) int8: KIND_NONE, KIND_FIXED, KIND_PERIOD2, KIND_PERIOD4
     cell: np.ndarray  # (n,) int64: hash of the attractor cell (meaningful where kind > 0)
-    closeness: np.ndarray  # (n,) float64: ‖θ_{c+1} − θ_c‖ / (1 + ‖θ_c‖), how settled the pixel is
-    loss: np.ndarray  # (n,) float64 at θ_c (NaN without a loss, or with features off)
+    closeness: np.ndarray  # (n,): ‖θ_{c+1} − θ_c‖ / (1 + ‖θ_c‖), how settled the pixel is
+    loss: np.ndarray  # (n,) at θ_c (NaN without a loss, or with features off)
     canonical: tuple  # the canonical state θ_c, the engine's state structure, leaves (..., n) on the device
+    diverged: np.ndarray  # indices of the pixels the engine labelled diverged: their features are NaN
 
 
 def _directions(size: int, dtype) -> np.ndarray:
     return np.random.default_rng([DIRECTION_SEED, size]).standard_normal(size).astype(dtype)
+
+
+UNROLLED_PROJECTION = 64  # rows up to which a projection is written as multiply-adds
+
+
+def _project(x, direction: np.ndarray):
+    """⟨x[:, p], direction⟩ per pixel p, x (m, P). Short: unrolled multiply-adds, since XLA:CPU
+    turns a sum over a tiny axis into a library call on a concatenated copy (4× slower here)."""
+    if x.shape[0] > UNROLLED_PROJECTION:
+        return jnp.sum(x * jnp.asarray(direction, x.dtype)[:, None], axis=0)
+    total = x[0] * direction[0].item()
+    for i in range(1, x.shape[0]):
+        total = total + x[i] * direction[i].item()
+    return total
 
 
 def _hash_weights(size: int) -> np.ndarray:
@@ -97,8 +113,8 @@ def orbit_limits(problem, state, hyper, with_features: bool, lanczos_steps: int 
     diverged, converged, period2, period4 = period_tests(thetas[ORBIT], tuple(thetas[ORBIT - 1 :: -1]), dtype)
     kind = jnp.where(converged, KIND_FIXED, jnp.where(period2, KIND_PERIOD2, jnp.where(period4, KIND_PERIOD4, KIND_NONE)))
     flats = [flat_theta(problem, s) for s in states]
-    direction = jnp.asarray(_directions(flats[0].shape[0], dtype))[:, None]
-    proj = [jnp.sum(f * direction, axis=0) for f in flats[:ORBIT]]
+    direction = _directions(flats[0].shape[0], dtype)
+    proj = [_project(f, direction) for f in flats[:ORBIT]]
     c, low = jnp.zeros(proj[0].shape, jnp.int32), proj[0]  # running argmin, elementwise (argmin over 4 is slow on CPU)
     for j in range(1, ORBIT):
         lower = (proj[j] < low) & ((kind == KIND_PERIOD4) | ((kind == KIND_PERIOD2) & (j < 2)))
@@ -131,8 +147,8 @@ def orbit_key(problem, states):
     slower on XLA:CPU).
     """
     points = [invariant(problem, s).astype(jnp.float64) for s in states]  # 4 × (m, P)
-    direction = jnp.asarray(_directions(points[0].shape[0], np.float64))[:, None]
-    proj = [jnp.sum(z * direction, axis=0) for z in points]
+    direction = _directions(points[0].shape[0], np.float64)
+    proj = [_project(z, direction) for z in points]
     for i, j in ((0, 1), (2, 3), (0, 2), (1, 3), (1, 2)):
         swap = proj[i] > proj[j]
         proj[i], proj[j] = jnp.where(swap, proj[j], proj[i]), jnp.where(swap, proj[i], proj[j])
@@ -216,14 +232,8 @@ def tile_limits(
     out = jax.tree_util.tree_map(lambda x: np.asarray(x)[..., :n], {k: v for k, v in out.items() if k != "canonical"})
     diverged = np.flatnonzero(result.labels == DIVERGED)
     features = None
-    if with_features:
-        features = {}
-        for name in feature_names(problem):
-            if name == "attractor":  # set once the attractors are known (pipeline.attractors)
-                continue
-            values = out["features"][name].astype(np.float64)
-            values[diverged] = np.nan
-            features[name] = values
+    if with_features:  # the state's dtype: the caller's float64 image is the one conversion
+        features = {name: out["features"][name] for name in feature_names(problem) if name != "attractor"}
     kind = out["kind"].copy()
     kind[diverged] = KIND_NONE
-    return TileLimits(features, kind, out["cell"], out["closeness"].astype(np.float64), out["loss"].astype(np.float64), canonical)
+    return TileLimits(features, kind, out["cell"], out["closeness"], out["loss"], canonical, diverged)

@@ -218,7 +218,9 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
         limits_start = time.perf_counter()
         limits = tile_limits(*readout(config, coords, result), pad_to=tile if planned else 0)
         for name in names:
-            features[name][start:stop] = limits.features[name]
+            part = features[name][start:stop]
+            part[:] = limits.features[name]
+            part[limits.diverged] = np.nan
         pixel_cell[start:stop] = cells.add(limits, result.labels, start)
         limits_seconds += time.perf_counter() - limits_start
         if progress is not None:

@@ -34,6 +34,7 @@ ORBIT_FEATURES = ("period", "attractor")  # from the orbit and the attractor gro
 LANCZOS_STEPS = 16
 BISECTION_STEPS = 64
 JACOBI_SWEEPS = 8
+UNROLLED_SUM = 64  # rows up to which a per-pixel sum is written as adds
 ATTRACTOR_TOL = 1e-3  # default cell size of the attractor grouping, in the invariant's units
 START_SEED = 20240613  # the Lanczos start vector: one fixed direction, the same for every pixel
 
@@ -107,7 +108,12 @@ def vdot(a, b):
     """⟨a, b⟩ per pixel over every leaf and every non-pixel axis: (pixels,)."""
     total = 0.0
     for x, y in zip(tree_util.tree_leaves(a), tree_util.tree_leaves(b), strict=True):
-        total = total + jnp.sum((x * y).reshape(-1, x.shape[-1]), axis=0)
+        rows = (x * y).reshape(-1, x.shape[-1])
+        if rows.shape[0] <= UNROLLED_SUM:  # XLA:CPU runs a sum over a tiny axis as a slow library call
+            for i in range(rows.shape[0]):
+                total = total + rows[i]
+        else:
+            total = total + jnp.sum(rows, axis=0)
     return total
 
 

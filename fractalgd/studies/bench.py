@@ -105,9 +105,9 @@ CASES = (
     Case("early_exit_lam0", _p1(0.6, 0.0), (1024, 256, 4096), True),
     Case("early_exit_lam0.05", _p1(0.6, 0.05), (1024, 256, 4096), True),
     Case("matrix4x4", _matrix, (512, 256, 2048)),  # --quick: 128² is 2 blocks a device, all loop overhead
-    Case("mlp_tanh16", _mlp, (256, 32, 512)),
+    Case("mlp_tanh16", _mlp, (64, 32, 512)),
     Case("deep", _shipped("deep-p2"), (256, 64, 1024)),
-    Case("sensing", _shipped("sensing-p4"), (256, 48, 1024)),
+    Case("sensing", _shipped("sensing-p4"), (128, 48, 1024)),
     Case("dln_sgd", _shipped("dln-sgd-p5"), (128, 32, 512)),
     Case("custom", _shipped("custom-example"), (512, 256, 1024)),  # a tiny step: small grids time only dispatch
 )
