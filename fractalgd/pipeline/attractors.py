@@ -61,8 +61,15 @@ class Cells:
             return out
         hashes = limits.cell[member]
         unique, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
-        order = np.lexsort((limits.closeness[member], inverse))  # by cell, most settled first
-        first = order[np.r_[0, np.flatnonzero(np.diff(inverse[order])) + 1]]  # one per unique cell
+        # The most settled pixel of each cell (the first of them on ties), by two scatter-mins
+        # rather than a sort by (cell, closeness).
+        close = limits.closeness[member]
+        close = np.where(np.isnan(close), np.inf, close)
+        best = np.full(len(unique), np.inf, close.dtype)
+        np.minimum.at(best, inverse, close)
+        settled = np.flatnonzero(close == best[inverse])
+        first = np.full(len(unique), len(member), np.int64)
+        np.minimum.at(first, inverse[settled], settled)
         leaves, self.treedef = jax.tree_util.tree_flatten(limits.canonical)
         picks = member[first]
         # One gather of the candidates' states (they stay on the device; a pixel each per cell).
