@@ -180,16 +180,27 @@ class MLPKernel(Kernel):
         w0, w1 = params
         n, w = x.shape
         pixels = w0.shape[-1]
-        root = math.sqrt(self.width)
-        hi = lax.Precision.HIGHEST
-        z = jnp.matmul(x, w0.reshape(w, w * pixels), precision=hi).reshape(n, w, pixels) / root
-        h = self._phi(z)
-        r = jnp.sum(h * w1[None], axis=1) / self.width - y[:, None]  # (n, P)
+        z, h, r = self._forward(params, x, y)
         df = (2.0 / n) * r
         g1 = jnp.sum(df[:, None, :] * h, axis=0) / self.width
         dz = (df[:, None, :] * (w1[None] / self.width)) * self._dphi(z, h)
-        g0 = jnp.matmul(x.T, dz.reshape(n, w * pixels), precision=hi).reshape(w, w, pixels) / root
-        return (g0, g1), r
+        g0 = jnp.matmul(x.T, dz.reshape(n, w * pixels), precision=lax.Precision.HIGHEST).reshape(w, w, pixels)
+        return (g0 / math.sqrt(self.width), g1), r
+
+    def _forward(self, params, x, y):
+        """(z, h, r), each (n, w, P) or (n, P), for the pixels of a block: Z = X·W₀/√w is one
+        shared-data GEMM over all of them."""
+        w0, w1 = params
+        n, w = x.shape
+        z = jnp.matmul(x, w0.reshape(w, -1), precision=lax.Precision.HIGHEST).reshape(n, w, -1) / math.sqrt(self.width)
+        h = self._phi(z)
+        return z, h, jnp.sum(h * w1[None], axis=1) / self.width - y[:, None]
+
+    def block_loss(self, params, k):
+        """`loss` as shared-data GEMMs over the block (the features' loss and its Hessian-vector
+        products: jax differentiates through the GEMMs, not through one tiny product per pixel)."""
+        r = self._forward(params, k["x"], k["y"])[2]
+        return jnp.mean(r * r, axis=0)
 
     def step(self, state, k):
         (w0, w1), acc = state
@@ -343,7 +354,7 @@ class MLPProblem(Problem, HasLoss, HasScore, HasFeatures):
     def loss(self, state, hyper):
         """L(θ) on the full data per pixel."""
         kernel = self.kernel
-        return kernel.loss(kernel.theta(state), kernel.prepare(hyper))
+        return kernel.block_loss(kernel.theta(state), kernel.prepare(hyper))
 
     @with_x64
     def score(self, state) -> np.ndarray | None:
