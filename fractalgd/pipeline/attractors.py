@@ -72,8 +72,7 @@ class Cells:
         np.minimum.at(first, inverse[settled], settled)
         leaves, self.treedef = jax.tree_util.tree_flatten(limits.canonical)
         picks = member[first]
-        # One gather of the candidates' states (they stay on the device; a pixel each per cell).
-        picked = [np.asarray(leaf[..., picks]) for leaf in leaves]
+        picked = [np.asarray(leaf)[..., picks] for leaf in leaves]  # one gather, a pixel per cell
         local = np.full(len(unique), -1, np.int64)
         for u, h in enumerate(unique.tolist()):
             pick = picks[u]

@@ -65,7 +65,7 @@ class TileLimits:
     cell: np.ndarray  # (n,) int64: hash of the attractor cell (meaningful where kind > 0)
     closeness: np.ndarray  # (n,): ‖θ_{c+1} − θ_c‖ / (1 + ‖θ_c‖), how settled the pixel is
     loss: np.ndarray  # (n,) at θ_c (NaN without a loss, or with features off)
-    canonical: tuple  # the canonical state θ_c, the engine's state structure, leaves (..., n) on the device
+    canonical: tuple  # the canonical state θ_c, the engine's state structure, leaves (..., n)
     diverged: np.ndarray  # indices of the pixels the engine labelled diverged: their features are NaN
 
 
@@ -213,27 +213,26 @@ def tile_limits(
     devices = tuple(devices or jax.local_devices())
     block = block or min(MAX_FEATURE_BLOCK, FEATURE_BLOCKS * (config.engine.block or problem.kernel.block))
     n = len(result.labels)
-    devices = devices[: max(1, min(len(devices), math.ceil(n / block)))]
-    padded = math.ceil(max(n, pad_to) / (len(devices) * block)) * len(devices) * block
+    run = max(n, pad_to)  # devices chosen for the padded size, so a short last tile compiles nothing new
+    devices = devices[: max(1, min(len(devices), math.ceil(run / block)))]
+    padded = math.ceil(run / (len(devices) * block)) * len(devices) * block
     _, hyper = problem.initial(coords, np.dtype(config.gd.dtype))
 
-    def pad(x):  # on the device for the engine's state (no round trip to the host), numpy for the rest
-        if padded == n:
-            return x
-        widths = [(0, 0)] * (x.ndim - 1) + [(0, padded - n)]
-        return jnp.pad(x, widths, mode="edge") if isinstance(x, jax.Array) else np.pad(np.asarray(x), widths, mode="edge")
+    # On the host: inputs of one kind (numpy) and one shape for every tile, so the program compiles
+    # once (a device array's sharding is part of the compile key, and jnp.pad compiles per shape).
+    def pad(x):
+        x = np.asarray(x)
+        return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, padded - n)], mode="edge") if padded != n else x
 
     state = jax.tree_util.tree_map(pad, result.state)
     hyper_px = {k: pad(v) for k, v in hyper.items() if np.ndim(v) > 0}
     hyper_scalar = {k: np.asarray(v) for k, v in hyper.items() if np.ndim(v) == 0}
     fn = _compiled(problem, block, devices, with_features, LANCZOS_STEPS)
-    out = fn(state, hyper_px, hyper_scalar)
-    canonical = jax.tree_util.tree_map(lambda x: x[..., :n] if padded != n else x, out["canonical"])  # stays on the device
-    out = jax.tree_util.tree_map(lambda x: np.asarray(x)[..., :n], {k: v for k, v in out.items() if k != "canonical"})
+    out = jax.tree_util.tree_map(lambda x: np.asarray(x)[..., :n], fn(state, hyper_px, hyper_scalar))
     diverged = np.flatnonzero(result.labels == DIVERGED)
     features = None
     if with_features:  # the state's dtype: the caller's float64 image is the one conversion
         features = {name: out["features"][name] for name in feature_names(problem) if name != "attractor"}
     kind = out["kind"].copy()
     kind[diverged] = KIND_NONE
-    return TileLimits(features, kind, out["cell"], out["closeness"], out["loss"], canonical, diverged)
+    return TileLimits(features, kind, out["cell"], out["closeness"], out["loss"], out["canonical"], diverged)

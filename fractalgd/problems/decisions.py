@@ -61,23 +61,32 @@ def fixed_point_tests(sq_norm, step_sq, two_step_sq, dtype):
     return diverged, converged, period2
 
 
-def tree_sq_norm(tree):
-    """Σ θ² over every leaf and every non-pixel axis: (pixels,), unrolled adds (no tiny reductions)."""
-    total = None
-    for leaf in tree_util.tree_leaves(tree):
-        rows = leaf.reshape(-1, leaf.shape[-1])
-        for i in range(rows.shape[0]):
-            total = rows[i] * rows[i] if total is None else total + rows[i] * rows[i]
+UNROLLED_ROWS = 64  # rows up to which a per-pixel sum is unrolled adds; beyond, one reduction
+
+
+def _row_sum(x, y):
+    """Σ_i x[i]·y[i] per pixel for (m, P) arrays. Few rows: unrolled multiply-adds (XLA:CPU runs a
+    reduction over a tiny axis as a slow library call); many: one reduction (unrolled, P4's
+    256-row sums made each check a fusion that took seconds to compile)."""
+    if x.shape[0] > UNROLLED_ROWS:
+        return jnp.sum(x * y, axis=0)
+    total = x[0] * y[0]
+    for i in range(1, x.shape[0]):
+        total = total + x[i] * y[i]
     return total
 
 
+def tree_sq_norm(tree):
+    """Σ θ² over every leaf and every non-pixel axis: (pixels,)."""
+    return tree_dot(tree, tree)
+
+
 def tree_dot(a, b):
-    """⟨a, b⟩ per pixel over every leaf and every non-pixel axis, unrolled."""
+    """⟨a, b⟩ per pixel over every leaf and every non-pixel axis."""
     total = None
     for x, y in zip(tree_util.tree_leaves(a), tree_util.tree_leaves(b), strict=True):
-        xs, ys = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
-        for i in range(xs.shape[0]):
-            total = xs[i] * ys[i] if total is None else total + xs[i] * ys[i]
+        part = _row_sum(x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1]))
+        total = part if total is None else total + part
     return total
 
 
