@@ -14,6 +14,8 @@ from fractalgd.cli import app
 from fractalgd.config import config_from_dict, load_config
 from fractalgd.output import read_recipe
 from fractalgd.pipeline import render
+from tests.helpers import SMALL as SMALL_RECIPE
+from tests.helpers import small_render
 
 runner = CliRunner()
 SMALL = ["--set", "plane.resolution=[48,40]", "--set", "gd.steps=200"]
@@ -101,20 +103,41 @@ def test_info():
     assert result.exit_code == 0 and "devices" in result.output and "float64" in result.output
 
 
-def test_every_shipped_config_renders_small(tmp_path):
+def shipped_recipes():
+    """(path, points) of every shipped file: None for a recipe, a sweep file's point indices."""
     from pathlib import Path
 
     from fractalgd.studies.sweep import load_sweep
 
-    small = ["plane.resolution=[16,16]", "gd.steps=20"]
+    out = []
     for path in sorted(Path("configs").glob("*.toml")):
         if path.name.startswith("sweep-"):  # a sweep file: its base recipe at every point
-            sweep = load_sweep(path, small)
-            configs = [sweep.config(p) for p in sweep.points()]
+            sweep = load_sweep(path, list(SMALL_RECIPE))
+            configs = [sweep.config(p) for p in sweep.points()]  # every point is a valid recipe
+            assert len(configs) >= 2 and all(c.plane.shape == (6, 8) for c in configs), path
+            out.append((str(path), list(range(len(configs)))))
         else:
-            configs = [load_config(path, small)]
-        for cfg in configs:
-            assert render(cfg).labels.shape == (16, 16), path
+            out.append((str(path), None))
+    return out
+
+
+def test_every_shipped_config_renders_small():
+    # A sweep renders its first and last points here (its grid's extremes; the points between
+    # differ only in the swept values, which travel to the same kernel); the slow test renders all.
+    for path, points in shipped_recipes():
+        for point in [None] if points is None else [points[0], points[-1]]:
+            result = small_render(path, point)
+            assert result.labels.shape == (6, 8), path
+            assert result.labels.max() < len(result.class_names or result.config.problem.class_names), path
+
+
+@pytest.mark.slow
+def test_every_point_of_every_shipped_sweep_renders_small():
+    for path, points in shipped_recipes():
+        for point in points or []:
+            result = small_render(path, point)
+            names = result.class_names or result.config.problem.class_names
+            assert result.labels.shape == (6, 8) and result.labels.max() < len(names), (path, point)
 
 
 def test_bench_json_records(tmp_path):

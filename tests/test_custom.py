@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from fractalgd.cli import app
 from fractalgd.config import ConfigError, load_config
-from fractalgd.pipeline import render
 from fractalgd.problems import custom, scalar
+from tests.helpers import small_render
 
 runner = CliRunner()
 CONFIG = "configs/custom-example.toml"
@@ -80,14 +80,14 @@ def test_non_scalar_loss_is_rejected(tmp_path):
         load_config(CONFIG, [f"problem.loss={json.dumps(str(module) + ':f')}", "problem.constants={}"])
 
 
-def test_every_new_config_renders_small_and_names_its_kind(tmp_path):
+def test_every_new_config_renders_small_and_names_its_kind():
+    # The renders at tests.helpers.SMALL (8×6, 20 steps) that test_cli's shipped-config test shares.
     for name, kind in (("sensing-p4", "sensing"), ("dln-sgd-p5", "dln_sgd"), ("mlp-sd", "mlp"), ("custom-example", "custom")):
-        cfg = load_config(f"configs/{name}.toml", ["plane.resolution=[8,6]", "gd.steps=40"])
-        result = render(cfg)
+        result = small_render(f"configs/{name}.toml")
         assert result.meta["problem"] == kind and result.labels.shape == (6, 8)
-        assert set(np.unique(result.labels)) <= set(range(len(cfg.problem.class_names)))
+        assert set(np.unique(result.labels)) <= set(range(len(result.config.problem.class_names)))
     assert result.score is None
-    sd = render(load_config("configs/mlp-sd.toml", ["plane.resolution=[8,6]", "gd.steps=40"]))
+    sd = small_render("configs/mlp-sd.toml")
     assert sd.score.shape == (6, 8) and np.all((sd.score < 0) == (sd.labels == sd.config.problem.class_names.index("trainable")))
 
 

@@ -17,7 +17,9 @@ from tests.helpers import p1_config
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_tilings_and_block_sizes_are_bit_identical(dtype):
     def run(**engine_cfg):
-        cfg = p1_config(plane={"resolution": [96, 80]}, gd={"steps": 300, "dtype": dtype}, engine=engine_cfg)
+        # Labels and steps only: no limit features (their own tiling test is in test_features).
+        gd = {"steps": 300, "dtype": dtype}
+        cfg = p1_config(plane={"resolution": [96, 80]}, gd=gd, engine=engine_cfg, render={"features": False})
         return render(cfg)
 
     reference = run()

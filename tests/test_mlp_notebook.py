@@ -89,6 +89,7 @@ def ours(x_param, y_param, side, steps, grid="centers", **problem):
         "name": "nb",
         "problem": {"kind": "mlp", "measure": "sd", "prng": "sd2024", **problem},
         "gd": {"steps": steps, "dtype": "float64"},
+        "render": {"features": False},  # labels and scores only: the features' compile costs more than the run
         "plane": {
             "resolution": [side, side],
             "grid": grid,

@@ -44,9 +44,12 @@ def test_backend_pallas_through_run_batch_on_cpu():
     np.testing.assert_array_equal(pallas.labels, xla.labels)
 
 
-@pytest.mark.parametrize("case", ["matrix4x4", "mlp_tanh16", "deep", "sensing", "dln_sgd", "custom"])
-def test_every_problem_runs_on_the_pallas_path_with_the_xla_labels(case):
-    """Kernels with array constants (targets, data, the observed set) pass them to Pallas as inputs."""
+def pallas_against_xla(case: str, overrides: dict):
+    """The bench case on 12² pixels (its sizes changed by `overrides`), both paths, 128 steps.
+
+    128 steps are four decision chunks and no tail (one compiled chunk body per path: the
+    compile is what costs here); test_pallas_interpret_matches_xla covers later phases and tails.
+    """
     from fractalgd.pipeline import engine_options
     from fractalgd.studies.bench import CASES, case_config
 
@@ -55,10 +58,37 @@ def test_every_problem_runs_on_the_pallas_path_with_the_xla_labels(case):
     dtype = "float64" if case == "mlp_tanh16" else "float32"
     with x64():
         config = case_config(next(c for c in CASES if c.name == case), 12, dtype)
+        if overrides:
+            config = config.with_values(overrides)
         state, hyper = config.problem.initial(config.plane.coordinates(0, 144), np.dtype(dtype))
         opts = engine_options(config)
-        opts = EngineOptions(min(opts.steps, 150), opts.check_every, 0, opts.unroll)
+        opts = EngineOptions(min(opts.steps, 128), opts.check_every, 0, opts.unroll)
         xla = run_batch(config.problem.kernel, state, hyper, opts)
         pallas = run_batch_pallas(config.problem.kernel, state, hyper, opts, interpret=True)
     np.testing.assert_array_equal(pallas.labels, xla.labels)
     np.testing.assert_array_equal(pallas.steps, xla.steps)
+    return xla
+
+
+# Smaller instances of the same kernels (the same code, every constant still an input): the bench
+# sizes compile for 10–20 s per path in interpret mode; test_every_problem_at_bench_size runs them.
+SMALLER = {
+    "matrix4x4": {},
+    "mlp_tanh16": {"problem.width": 4},
+    "deep": {"problem.target_diag": [1.0, 0.6, 0.3]},
+    "sensing": {"problem.n": 4, "problem.r": 1, "problem.rank": 4, "problem.m": 64},
+    "dln_sgd": {"problem.d": 4},
+    "custom": {},
+}
+
+
+@pytest.mark.parametrize("case", list(SMALLER))
+def test_every_problem_runs_on_the_pallas_path_with_the_xla_labels(case):
+    """Kernels with array constants (targets, data, the observed set) pass them to Pallas as inputs."""
+    pallas_against_xla(case, SMALLER[case])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [case for case, overrides in SMALLER.items() if overrides])
+def test_every_problem_at_bench_size_runs_on_the_pallas_path_with_the_xla_labels(case):
+    pallas_against_xla(case, {})
