@@ -22,26 +22,29 @@ def _problem(width: int):
     return cfg.problem, cfg.plane.coordinates(0, cfg.plane.size)
 
 
-def test_block_loss_is_the_per_run_loss():
-    problem, coords = _problem(8)
+def _perturbed(width: int, seed: int, scale: float):
+    """(problem, state, hyper, params): the init moved off its symmetric start by `scale`·N(0, 1)."""
+    problem, coords = _problem(width)
     kernel = problem.kernel
+    state, hyper = problem.initial(coords, np.float64)
+    rng = np.random.default_rng(seed)
+    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a + scale * rng.normal(size=a.shape)), kernel.theta(state))
+    return problem, kernel.with_theta(state, params), hyper, params
+
+
+def test_block_loss_is_the_per_run_loss():
     with x64():
-        state, hyper = problem.initial(coords, np.float64)
-        rng = np.random.default_rng(5)
-        params = jax.tree_util.tree_map(lambda a: jnp.asarray(a + 0.3 * rng.normal(size=a.shape)), kernel.theta(state))
+        problem, _, hyper, params = _perturbed(8, 5, 0.3)
+        kernel = problem.kernel
         coeffs = kernel.prepare(hyper)
         np.testing.assert_allclose(kernel.block_loss(params, coeffs), kernel.loss(params, coeffs), rtol=1e-12)
 
 
 def test_lanczos_sharpness_of_the_mlp_matches_the_full_hessian():
     """Width 3: θ has 3·3 + 3 = 12 entries ≤ 16 Lanczos steps, so the top Ritz value is exact."""
-    problem, coords = _problem(3)
-    kernel = problem.kernel
     with x64():
-        state, hyper = problem.initial(coords, np.float64)
-        rng = np.random.default_rng(6)
-        params = jax.tree_util.tree_map(lambda a: jnp.asarray(a + 0.5 * rng.normal(size=a.shape)), kernel.theta(state))
-        state = kernel.with_theta(state, params)
+        problem, state, hyper, params = _perturbed(3, 6, 0.5)
+        kernel = problem.kernel
         got = np.asarray(hessian_sharpness(problem, state, hyper))
         coeffs = kernel.prepare(hyper)
         w0, w1 = (np.asarray(a) for a in params)
