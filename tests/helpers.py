@@ -50,3 +50,50 @@ def small_render(path: str, point: int | None = None):
         return render(load_config(path, list(SMALL)))
     sweep = load_sweep(path, list(SMALL))
     return render(sweep.config(sweep.points()[point]))
+
+
+def invoke_cli(args, cwd=None):
+    """`python -m fractalgd.cli ARGS` run in this process (no interpreter and jax start-up, ~1.3 s):
+    a CompletedProcess (returncode, stdout, stderr). What a process would add to its stderr is added
+    here: Python warnings under the interpreter's default filters, and the traceback of an exception.
+    """
+    import contextlib
+    import os
+    import subprocess
+    import traceback
+    import warnings
+
+    from typer.testing import CliRunner
+
+    from fractalgd.cli import app
+
+    with contextlib.chdir(cwd or os.getcwd()), warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()
+        warnings.simplefilter("default")
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.filterwarnings("ignore", category=category)
+        result = CliRunner().invoke(app, [str(a) for a in args])
+    stderr = result.stderr + "".join(f"{w.category.__name__}: {w.message}\n" for w in caught)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "Traceback (most recent call last):\n" + "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, stderr)
+
+
+def run_cli(args, in_process: bool, cwd=None, timeout=120):
+    """The CLI on `args`: in this process (`invoke_cli`) or as `python -m fractalgd.cli` (a CompletedProcess)."""
+    import subprocess
+    import sys
+
+    if in_process:
+        return invoke_cli(args, cwd)
+    cmd = [sys.executable, "-m", "fractalgd.cli", *map(str, args)]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def in_a_process(cases, keep):
+    """Parameters (tuples of argument values) for the process twin of an in-process test: the cases at
+    indices `keep` by default, the others marked slow (`make test-all`). Every case runs in-process
+    in the default suite."""
+    import pytest
+
+    return [pytest.param(*case, marks=() if i in keep else pytest.mark.slow) for i, case in enumerate(cases)]

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from fractal_sets import disk, half_plane, koch_curve, newton_basins, sierpinski, smooth_two_class, three_sectors
-from helpers import p1_config
+from helpers import in_a_process, p1_config, run_cli
 from typer.testing import CliRunner
 
 from fractalgd.analysis import AnalysisError, fitrange
@@ -376,20 +374,28 @@ def test_cli_analyze_render_directory_and_npy(tmp_path):
     assert json.loads((tmp_path / "x.json").read_text())["method"] == "sd" and (tmp_path / "x.png").exists()
 
 
-@pytest.mark.parametrize(
-    "make, args, words",
-    [
-        (lambda: np.zeros((64, 64), np.int16), [], "one class"),
-        (lambda: disk(64).astype(np.float32), [], "integer or boolean"),
-        (lambda: disk(128), ["--method", "uncertainty"], "recipe"),
-        (lambda: disk(128), ["--classes", "0,5"], "does not occur"),
-    ],
-)
-def test_cli_analyze_bad_input_is_one_line(tmp_path, make, args, words):
+BAD_ANALYZE = [
+    (lambda: np.zeros((64, 64), np.int16), [], "one class"),
+    (lambda: disk(64).astype(np.float32), [], "integer or boolean"),
+    (lambda: disk(128), ["--method", "uncertainty"], "recipe"),
+    (lambda: disk(128), ["--classes", "0,5"], "does not occur"),
+]
+
+
+def check_bad_analyze(tmp_path, make, args, words, in_process):
     npy = tmp_path / "labels.npy"
     np.save(npy, make())
-    result = subprocess.run([sys.executable, "-m", "fractalgd.cli", "analyze", str(npy), *args],
-                            capture_output=True, text=True)  # fmt: skip
+    result = run_cli(["analyze", npy, *args], in_process)
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and words in lines[0] and "Traceback" not in result.stderr
     assert not list(tmp_path.glob("analysis*"))
+
+
+@pytest.mark.parametrize("make, args, words", BAD_ANALYZE)
+def test_cli_analyze_bad_input_is_one_line(tmp_path, make, args, words):
+    check_bad_analyze(tmp_path, make, args, words, in_process=True)
+
+
+@pytest.mark.parametrize("make, args, words", in_a_process(BAD_ANALYZE, keep=(0,)))
+def test_cli_analyze_bad_input_in_a_process_is_one_line_on_its_stderr(tmp_path, make, args, words):
+    check_bad_analyze(tmp_path, make, args, words, in_process=False)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,7 +13,7 @@ from fractalgd.config import config_from_dict, load_config
 from fractalgd.output import read_recipe
 from fractalgd.pipeline import render
 from tests.helpers import SMALL as SMALL_RECIPE
-from tests.helpers import small_render
+from tests.helpers import in_a_process, run_cli, small_render
 
 runner = CliRunner()
 SMALL = ["--set", "plane.resolution=[48,40]", "--set", "gd.steps=200"]
@@ -72,18 +70,24 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("args, key", BAD)
-def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, args, key):
+def check_bad_input(tmp_path, args, key, in_process):
     out = tmp_path / "never"
-    result = subprocess.run(
-        [sys.executable, "-m", "fractalgd.cli", "render", "configs/p1-fig3.toml", "--out", str(out), *args],
-        capture_output=True,
-        text=True,
-    )
+    result = run_cli(["render", "configs/p1-fig3.toml", "--out", out, *args], in_process)
     assert result.returncode == 2
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and key in lines[0] and "Traceback" not in result.stderr
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args, key", BAD)
+def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, args, key):
+    check_bad_input(tmp_path, args, key, in_process=True)
+
+
+@pytest.mark.parametrize("args, key", in_a_process(BAD, keep=(0, 4)))
+def test_bad_input_in_a_process_is_one_line_on_its_stderr(tmp_path, args, key):
+    """The same through `python -m fractalgd.cli`: nothing else reaches the process's stderr."""
+    check_bad_input(tmp_path, args, key, in_process=False)
 
 
 def test_missing_config_file_is_one_line(tmp_path):

@@ -150,7 +150,9 @@ def deep_raw(**problem):
 
 
 def test_render_sweeps_alpha_and_eta_on_log_axes():
-    result = render(config_from_dict(deep_raw()))
+    raw = deep_raw()
+    raw["render"] = {"features": False}  # labels only (deep's features render in test_cli and test_trace)
+    result = render(config_from_dict(raw))
     assert result.meta["problem"] == "deep" and result.labels.shape == (10, 12)
     names = result.meta["class_names"]
     assert names[str(FIRST_PROBLEM_CLASS)] == "rank0" and names[str(FIRST_PROBLEM_CLASS + 4)] == "rank4"

@@ -79,7 +79,8 @@ def _check(result: dict, truth: float, band: float | None) -> None:
     assert math.isfinite(d)
 
 
-@pytest.mark.parametrize("n", [512, 768, 1024])
+# 512 and 1024 by default (and the LARGE shapes at 2048 below); 768 between them in the slow suite.
+@pytest.mark.parametrize("n", [512, pytest.param(768, marks=pytest.mark.slow), 1024])
 @pytest.mark.parametrize("name, make, truth, band", SHAPES, ids=[s[0] for s in SHAPES])
 def test_known_dimension(name, make, truth, band, n):
     _check(_measure(make(n)), truth, band)

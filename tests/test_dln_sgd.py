@@ -41,17 +41,22 @@ def test_step_is_the_sgd_step_on_the_sampled_entries(batch):
     eta, lam, noise = np.array([0.05, 0.2, 0.1]), np.array([0.01, 0.1, 0.0]), np.array([0.0, 5.0, 9.0])
     state = initial(kernel, 3)
     coeffs = coefficients(kernel, eta, lam, noise)
+
+    @jax.jit  # one compile for every step and pixel (eager, each draw's gradient compiles op by op)
+    def minibatch_grad(ws, rows, cols, lam):
+        def minibatch_loss(ws):
+            target = jnp.asarray(inst.target)
+            return sum(dln_sgd.entry_loss(ws, rows[q], cols[q], target, lam) for q in range(batch)) / batch
+
+        return jax.grad(minibatch_loss)(ws)
+
     for _ in range(5):
         draws = [kernel.entries(state[1], q, coeffs) for q in range(batch)]
         new = kernel.step(state, coeffs)
         for p in range(3):
             ws = [np.asarray(w[..., p]) for w in state[0]]
-            entries = [(int(i[p]), int(j[p])) for i, j in draws]
-
-            def minibatch_loss(ws, entries=entries, p=p):
-                return sum(dln_sgd.entry_loss(ws, i, j, inst.target, lam[p]) for i, j in entries) / len(entries)
-
-            grads = jax.grad(minibatch_loss)(ws)
+            rows, cols = (np.array([int(d[k][p]) for d in draws]) for k in (0, 1))
+            grads = minibatch_grad(ws, rows, cols, lam[p])
             for w, g, got in zip(ws, grads, new[0], strict=True):
                 np.testing.assert_allclose(np.asarray(got[..., p]), w - eta[p] * np.asarray(g), rtol=1e-12, atol=1e-14)
         assert np.all(np.asarray(new[1]) == np.asarray(state[1]) + 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import jax
@@ -53,16 +54,17 @@ def custom(losses, fn, overrides=()):
 
 def test_p1_closed_form_sharpness_is_the_largest_hessian_eigenvalue():
     rng = np.random.default_rng(1)
+
+    @functools.partial(jax.jit, static_argnums=2)  # one compile per d, not ~100 op-by-op ones per draw
+    def hessian(w, hyper, d):
+        return jax.hessian(lambda w: scalar.loss((w[:d, None], w[d:, None]), hyper)[0])(w)
+
     with x64():
         for _ in range(5):
             d = int(rng.integers(1, 4))
             u, v = rng.normal(size=d), rng.normal(size=d)
             hyper = {"y": float(rng.normal()), "lam": float(rng.uniform(0, 0.5))}
-
-            def f(w, hyper=hyper, d=d):
-                return scalar.loss((w[:d, None], w[d:, None]), hyper)[0]
-
-            want = np.linalg.eigvalsh(np.asarray(jax.hessian(f)(jnp.asarray(np.r_[u, v]))))[-1]
+            want = np.linalg.eigvalsh(np.asarray(hessian(jnp.asarray(np.r_[u, v]), hyper, d)))[-1]
             got = scalar.sharpness((jnp.asarray(u)[:, None], jnp.asarray(v)[:, None]), hyper)
             np.testing.assert_allclose(np.asarray(got)[0], want, rtol=1e-10)
 
@@ -77,18 +79,22 @@ def test_lanczos_sharpness_is_exact_on_small_problems():
         state = jax.tree_util.tree_map(lambda a: jnp.asarray(rng.normal(size=a.shape)), state)
         got = np.asarray(hessian_sharpness(problem, state, hyper))
         leaves, treedef = jax.tree_util.tree_flatten(state)
-        for p in range(6):
-            point = [np.asarray(leaf[..., p : p + 1]) for leaf in leaves]
-            sizes = [a.size for a in point]
+        shapes = [(*leaf.shape[:-1], 1) for leaf in leaves]  # one pixel's leaves
+        sizes = [int(np.prod(shape)) for shape in shapes]
 
-            def f(w, point=point, sizes=sizes, p=p):
+        @jax.jit  # one compile for every pixel: eager, each pixel's Hessian is ~100 op-by-op compiles
+        def hessian(w, h):
+            def f(w):
                 parts = jnp.split(w, np.cumsum(sizes)[:-1])
-                s = jax.tree_util.tree_unflatten(treedef, [q.reshape(a.shape) for q, a in zip(parts, point, strict=True)])
-                h = {k: (v[..., p : p + 1] if np.ndim(v) else v) for k, v in hyper.items()}
+                s = jax.tree_util.tree_unflatten(treedef, [q.reshape(a) for q, a in zip(parts, shapes, strict=True)])
                 return problem.loss(s, h)[0]
 
-            w = jnp.concatenate([jnp.asarray(a).ravel() for a in point])
-            want = np.linalg.eigvalsh(np.asarray(jax.hessian(f)(w)))[-1]
+            return jax.hessian(f)(w)
+
+        for p in range(6):
+            w = jnp.concatenate([jnp.asarray(leaf[..., p : p + 1]).ravel() for leaf in leaves])
+            h = {k: (v[..., p : p + 1] if np.ndim(v) else v) for k, v in hyper.items()}
+            want = np.linalg.eigvalsh(np.asarray(hessian(w, h)))[-1]
             np.testing.assert_allclose(got[p], want, rtol=1e-8, atol=1e-10)
 
 

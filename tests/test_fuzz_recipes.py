@@ -9,8 +9,6 @@ from __future__ import annotations
 import copy
 import math
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 
 from fractalgd.config import ConfigError, config_from_dict, read_toml
 from fractalgd.pipeline import render
+from tests.helpers import in_a_process, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.toml") if not p.name.startswith("sweep"))
@@ -86,33 +85,42 @@ def test_mutated_recipes_give_a_config_or_one_config_error():
     assert rendered == 12
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["render", "configs/p1-fig3.toml", "--set", "gd.steps=1000000000000"],
-        ["render", "configs/p1-fig3.toml", "--set", "plane.resolution=[1000000000,1000000000]"],
-        ["render", "configs/p1-fig3.toml", "--set", "plane.resolution=[1000000,1000000]"],
-        ["render", "configs/p1-fig3.toml", "--set", "plane.resolution=[1099511627776,1]"],
-        ["render", "configs/p1-fig3.toml", "--set", "name=../x"],
-        ["render", "configs/p1-fig3.toml", "--set", 'name=""'],
-        ["render", "configs/p1-fig3.toml", "--set", "gd.eta=nan"],
-        ["render", "configs/p1-fig3.toml", "--set", "engine.unroll=100000"],
-        ["render", "configs/p1-fig3.toml", "--set", "plane.base=[nan, 1.0]"],
-        ["render", "configs/nope.toml"],
-        ["render", "configs/p1-fig3.toml", "--set", "problem"],
-        ["analyze", "configs/p1-fig3.toml"],
-        ["trace", "configs/p1-fig3.toml", "--at", "nan,1"],
-        ["sweep", "configs/p1-fig3.toml"],
-        ["zoom", "configs/p1-fig3.toml"],
-    ],
-)
-def test_bad_command_lines_are_one_line_and_exit_2(tmp_path, args):
+BAD_COMMAND_LINES = [
+    ["render", "configs/p1-fig3.toml", "--set", "gd.steps=1000000000000"],
+    ["render", "configs/p1-fig3.toml", "--set", "plane.resolution=[1000000000,1000000000]"],
+    ["render", "configs/p1-fig3.toml", "--set", "plane.resolution=[1000000,1000000]"],
+    ["render", "configs/p1-fig3.toml", "--set", "plane.resolution=[1099511627776,1]"],
+    ["render", "configs/p1-fig3.toml", "--set", "name=../x"],
+    ["render", "configs/p1-fig3.toml", "--set", 'name=""'],
+    ["render", "configs/p1-fig3.toml", "--set", "gd.eta=nan"],
+    ["render", "configs/p1-fig3.toml", "--set", "engine.unroll=100000"],
+    ["render", "configs/p1-fig3.toml", "--set", "plane.base=[nan, 1.0]"],
+    ["render", "configs/nope.toml"],
+    ["render", "configs/p1-fig3.toml", "--set", "problem"],
+    ["analyze", "configs/p1-fig3.toml"],
+    ["trace", "configs/p1-fig3.toml", "--at", "nan,1"],
+    ["sweep", "configs/p1-fig3.toml"],
+    ["zoom", "configs/p1-fig3.toml"],
+]
+
+
+def check_bad_command_line(tmp_path, args, in_process):
     out = tmp_path / "out"
     extra = ["--out", str(out)] if args[0] in ("render", "zoom", "sweep") else []
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "fractalgd.cli", *args, *extra], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
+    result = run_cli([*args, *extra], in_process, cwd=ROOT)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, result.stderr
     assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in result.stderr, result.stderr
     assert not out.exists() and time.perf_counter() - start < 60
+
+
+@pytest.mark.parametrize("args", BAD_COMMAND_LINES)
+def test_bad_command_lines_are_one_line_and_exit_2(tmp_path, args):
+    check_bad_command_line(tmp_path, args, in_process=True)
+
+
+@pytest.mark.parametrize("args", in_a_process([(a,) for a in BAD_COMMAND_LINES], keep=(4, 9, 11)))
+def test_bad_command_lines_in_a_process_are_one_line_on_its_stderr(tmp_path, args):
+    """Through `python -m fractalgd.cli` (test_safety runs the too-large requests so)."""
+    check_bad_command_line(tmp_path, args, in_process=False)

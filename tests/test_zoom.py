@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -19,6 +17,7 @@ from fractalgd.core.precision import resolvable_dtype as keyframe_dtype
 from fractalgd.pipeline import pixels
 from fractalgd.studies.video import compose_frame, frame_views, keyframe_pyramid, render_frames, write_video
 from fractalgd.studies.zoom import frame_position, interpolate, next_center, render_keyframes
+from tests.helpers import in_a_process, run_cli
 
 TINY = {"resolution": [32, 32], "keyframes": 4, "frames_per_doubling": 3, "fps": 10}
 
@@ -304,18 +303,23 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("override, key", BAD)
-def test_bad_zoom_config_is_one_line_exit_2(tmp_path, override, key):
+def check_bad_zoom(tmp_path, override, key, in_process):
     out = tmp_path / "never"
-    result = subprocess.run(
-        [sys.executable, "-m", "fractalgd.cli", "zoom", "configs/zoom-p1.toml", "--out", str(out), "--set", override],
-        capture_output=True,
-        text=True,
-    )
+    result = run_cli(["zoom", "configs/zoom-p1.toml", "--out", out, "--set", override], in_process)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and key in lines[0] and "Traceback" not in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("override, key", BAD)
+def test_bad_zoom_config_is_one_line_exit_2(tmp_path, override, key):
+    check_bad_zoom(tmp_path, override, key, in_process=True)
+
+
+@pytest.mark.parametrize("override, key", in_a_process(BAD, keep=(0,)))
+def test_bad_zoom_config_in_a_process_is_one_line_on_its_stderr(tmp_path, override, key):
+    check_bad_zoom(tmp_path, override, key, in_process=False)
 
 
 def test_render_ignores_zoom_but_validates_it(tmp_path):
