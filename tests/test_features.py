@@ -235,3 +235,13 @@ def test_render_directory_has_features_and_attractors_and_analyze_reads_them(tmp
     assert summary["all"]["defined"] == int(finite.sum())
     bad = runner.invoke(app, ["analyze", str(out), "--feature", "nope", "--force"])
     assert bad.exit_code == 2 and "nope" in bad.output
+
+
+@pytest.mark.parametrize("distinct", [1, 7, 5000])
+def test_cell_hashes_are_grouped_exactly_as_numpy_unique_groups_them(distinct):
+    from fractalgd.pipeline.attractors import _distinct
+
+    rng = np.random.default_rng(distinct)
+    values = rng.integers(-(2**62), 2**62, distinct)[rng.integers(0, distinct, 20_000)]
+    for ours, numpys in zip(_distinct(values), np.unique(values, return_inverse=True, return_counts=True), strict=True):
+        np.testing.assert_array_equal(ours, numpys)
