@@ -37,7 +37,8 @@ from jax.sharding import Mesh, PartitionSpec
 from fractalgd.core.classes import DIVERGED
 from fractalgd.core.jaxenv import with_x64
 from fractalgd.engine.xla import _from_blocks, _to_blocks  # the engine's (..., n) ↔ (blocks, ..., block) layout
-from fractalgd.problems.base import DIVERGENCE_BOUND, period_tests, tree_dtype
+from fractalgd.problems.base import DIVERGENCE_BOUND, period_tests, tree_dot, tree_dtype
+from fractalgd.problems.decisions import row_sum
 from fractalgd.problems.features import (
     LANCZOS_STEPS,
     attractor_tol,
@@ -45,7 +46,6 @@ from fractalgd.problems.features import (
     flat_theta,
     invariant,
     point_features,
-    vdot,
 )
 
 ORBIT = 4  # steps run past θ_e: enough for the period-4 test and the step of a 4-cycle's points
@@ -73,18 +73,9 @@ def _directions(size: int, dtype) -> np.ndarray:
     return np.random.default_rng([DIRECTION_SEED, size]).standard_normal(size).astype(dtype)
 
 
-UNROLLED_PROJECTION = 64  # rows up to which a projection is written as multiply-adds
-
-
 def _project(x, direction: np.ndarray):
-    """⟨x[:, p], direction⟩ per pixel p, x (m, P). Short: unrolled multiply-adds, since XLA:CPU
-    turns a sum over a tiny axis into a library call on a concatenated copy (4× slower here)."""
-    if x.shape[0] > UNROLLED_PROJECTION:
-        return jnp.sum(x * jnp.asarray(direction, x.dtype)[:, None], axis=0)
-    total = x[0] * direction[0].item()
-    for i in range(1, x.shape[0]):
-        total = total + x[i] * direction[i].item()
-    return total
+    """⟨x[:, p], direction⟩ per pixel p, x (m, P)."""
+    return row_sum(x, jnp.asarray(direction, x.dtype)[:, None])
 
 
 def _hash_weights(size: int) -> np.ndarray:
@@ -122,8 +113,8 @@ def orbit_limits(problem, state, hyper, with_features: bool, lanczos_steps: int 
     state_c = _select(c, states[:ORBIT])
     theta_c, theta_next = kernel.theta(state_c), kernel.theta(_select(c, states[1 : ORBIT + 1]))
     delta = jax.tree_util.tree_map(lambda a, b: a - b, theta_next, theta_c)
-    step = jnp.sqrt(vdot(delta, delta))
-    norm = vdot(theta_c, theta_c)
+    step = jnp.sqrt(tree_dot(delta, delta))
+    norm = tree_dot(theta_c, theta_c)
     finite = jnp.isfinite(norm) & (norm <= DIVERGENCE_BOUND) & ~diverged
     out = {"kind": jnp.where(finite, kind, KIND_NONE).astype(jnp.int8)}
     if with_features:

@@ -64,8 +64,8 @@ def fixed_point_tests(sq_norm, step_sq, two_step_sq, dtype):
 UNROLLED_ROWS = 64  # rows up to which a per-pixel sum is unrolled adds; beyond, one reduction
 
 
-def _row_sum(x, y):
-    """Σ_i x[i]·y[i] per pixel for (m, P) arrays. Few rows: unrolled multiply-adds (XLA:CPU runs a
+def row_sum(x, y):
+    """Σ_i x[i]·y[i] per pixel, x (m, P) and y (m, P) or (m, 1). Few rows: unrolled multiply-adds (XLA:CPU runs a
     reduction over a tiny axis as a slow library call); many: one reduction (unrolled, P4's
     256-row sums made each check a fusion that took seconds to compile)."""
     if x.shape[0] > UNROLLED_ROWS:
@@ -85,7 +85,7 @@ def tree_dot(a, b):
     """⟨a, b⟩ per pixel over every leaf and every non-pixel axis."""
     total = None
     for x, y in zip(tree_util.tree_leaves(a), tree_util.tree_leaves(b), strict=True):
-        part = _row_sum(x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1]))
+        part = row_sum(x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1]))
         total = part if total is None else total + part
     return total
 
@@ -210,5 +210,3 @@ def final_period(kernel, state, coeffs, label):
         return jnp.where(found, period_class(period), label).astype(jnp.int32)
 
     return lax.cond(jnp.any(open_), search, lambda _: label.astype(jnp.int32), None)
-
-

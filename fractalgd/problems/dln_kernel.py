@@ -45,11 +45,6 @@ def init_weights(d: int, depth: int, init_seed: int) -> np.ndarray:
     return np.random.default_rng([init_seed, 3]).standard_normal((depth, d, d)) / np.sqrt(d)
 
 
-def _onehot(index, d: int, dtype):
-    """(d, P) one-hot columns of the per-pixel indices."""
-    return (jnp.arange(d)[:, None] == index[None, :]).astype(dtype)
-
-
 @dataclass(frozen=True)
 class DLNKernel(Kernel):
     """The compiled part of P5: sizes, the observed set, the sampler and the schedule."""

@@ -45,24 +45,16 @@ def _word(x):
     return jnp.asarray(x).astype(jnp.int32).astype(jnp.uint32)
 
 
+def _chain(h, words):
+    """h with each (word, salt) mixed in turn: the finalizer over h ^ word·salt."""
+    for word, salt in words:
+        h = _fmix(h ^ (_word(word) * jnp.uint32(salt)))
+    return h
+
+
 def hash_prefix(noise_seed: int, n1, n2):
     """The hash chain over (noise seed, n1, n2): fixed for a run, so computed once per block."""
-    h = _fmix(_word(noise_seed) ^ jnp.uint32(_WORDS[0]))
-    for word, salt in ((n1, _WORDS[1]), (n2, _WORDS[2])):
-        h = _fmix(h ^ (_word(word) * jnp.uint32(salt)))
-    return h
-
-
-def entry_hash(noise_seed: int, n1, n2, t, q: int):
-    """The uint32 hash of (noise seed, noise coordinates n1, n2, step t, draw q) per pixel."""
-    return _hash_step(hash_prefix(noise_seed, n1, n2), t, q)
-
-
-def _hash_step(prefix, t, q: int):
-    h = prefix
-    for word, salt in ((t, _WORDS[3]), (q, _WORDS[4])):
-        h = _fmix(h ^ (_word(word) * jnp.uint32(salt)))
-    return h
+    return _chain(_fmix(_word(noise_seed) ^ jnp.uint32(_WORDS[0])), ((n1, _WORDS[1]), (n2, _WORDS[2])))
 
 
 def entry_index(noise_seed: int, n1, n2, t, q: int, count: int):
@@ -71,8 +63,8 @@ def entry_index(noise_seed: int, n1, n2, t, q: int, count: int):
 
 
 def entry_index_from(prefix, t, q: int, count: int):
-    """`entry_index` from the run's `hash_prefix`."""
-    return (_hash_step(prefix, t, q) % jnp.uint32(count)).astype(jnp.int32)
+    """`entry_index` from the run's `hash_prefix`: the chain continued over (t, q), modulo count."""
+    return (_chain(prefix, ((t, _WORDS[3]), (q, _WORDS[4]))) % jnp.uint32(count)).astype(jnp.int32)
 
 
 def schedule_factor(kind: str, t, switch: int, ratio: float):

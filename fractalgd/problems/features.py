@@ -27,14 +27,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax, tree_util
 
-from fractalgd.problems.base import HasLoss
+from fractalgd.problems.base import HasLoss, tree_dot
 
 COMMON_FEATURES = ("loss", "norm", "sharpness", "step")
 ORBIT_FEATURES = ("period", "attractor")  # from the orbit and the attractor grouping (the pipeline)
 LANCZOS_STEPS = 16
 BISECTION_STEPS = 64
 JACOBI_SWEEPS = 8
-UNROLLED_SUM = 64  # rows up to which a per-pixel sum is written as adds
 ATTRACTOR_TOL = 1e-3  # default cell size of the attractor grouping, in the invariant's units
 START_SEED = 20240613  # the Lanczos start vector: one fixed direction, the same for every pixel
 
@@ -104,19 +103,6 @@ def attractor_tol(problem) -> float:
     return problem.attractor_tol() if isinstance(problem, HasFeatures) else ATTRACTOR_TOL
 
 
-def vdot(a, b):
-    """⟨a, b⟩ per pixel over every leaf and every non-pixel axis: (pixels,)."""
-    total = 0.0
-    for x, y in zip(tree_util.tree_leaves(a), tree_util.tree_leaves(b), strict=True):
-        rows = (x * y).reshape(-1, x.shape[-1])
-        if rows.shape[0] <= UNROLLED_SUM:  # XLA:CPU runs a sum over a tiny axis as a slow library call
-            for i in range(rows.shape[0]):
-                total = total + rows[i]
-        else:
-            total = total + jnp.sum(rows, axis=0)
-    return total
-
-
 def _combine(*terms):
     """Σ cᵢ·treeᵢ for (coefficient (pixels,), tree) pairs."""
     return tree_util.tree_map(lambda *leaves: sum(c * x for (c, _), x in zip(terms, leaves, strict=True)),
@@ -169,16 +155,16 @@ def lanczos_max_eigenvalue(hvp, start, steps: int):
     """
     dtype = tree_util.tree_leaves(start)[0].dtype
     eps = float(jnp.finfo(dtype).eps)
-    q = tree_util.tree_map(lambda x: x / jnp.sqrt(vdot(start, start)), start)
-    zeros = jnp.zeros_like(vdot(q, q))
+    q = tree_util.tree_map(lambda x: x / jnp.sqrt(tree_dot(start, start)), start)
+    zeros = jnp.zeros_like(tree_dot(q, q))
 
     def body(carry, _):
         q_prev, q, beta, done, alpha0, first = carry
         w = hvp(q)
-        a = vdot(w, q)
+        a = tree_dot(w, q)
         w = _combine((1.0, w), (-a, q), (-beta, q_prev))
-        w = _combine((1.0, w), (-vdot(w, q), q))  # one re-orthogonalization: float32 keeps its Ritz values
-        b = jnp.sqrt(vdot(w, w))
+        w = _combine((1.0, w), (-tree_dot(w, q), q))  # one re-orthogonalization: float32 keeps its Ritz values
+        b = jnp.sqrt(tree_dot(w, w))
         alpha0 = jnp.where(first, a, alpha0)
         a_out = jnp.where(done, alpha0, a)
         broke = done | (b <= 1e3 * eps * (jnp.abs(a) + beta)) | ~jnp.isfinite(b)
@@ -225,7 +211,7 @@ def hessian_sharpness(problem, state, hyper, steps: int = LANCZOS_STEPS):
 def point_features(problem, state, hyper, lanczos_steps: int = LANCZOS_STEPS) -> dict:
     """The features of one state per pixel (all but `step`): name → (pixels,) array."""
     theta = problem.kernel.theta(state)
-    out = {"norm": vdot(theta, theta)}
+    out = {"norm": tree_dot(theta, theta)}
     nan = jnp.full_like(out["norm"], jnp.nan)
     if isinstance(problem, HasLoss):
         out["loss"] = problem.loss(state, hyper)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fractalgd.problems.decisions import DIVERGENCE_BOUND, convergence_tol
+
 try:
     import numba
 except ImportError:  # an optional peer: bench runs without it
@@ -22,7 +24,6 @@ except ImportError:  # an optional peer: bench runs without it
 TILE, CHECK = 1024, 32
 # Fast math without "no NaNs / no infinities": divergence is detected by a non-finite ‖θ‖².
 FAST_MATH = {"contract", "arcp"}
-DIVERGENCE_BOUND = 1e12
 
 
 def available() -> bool:
@@ -75,7 +76,7 @@ def p1_labels(u0: np.ndarray, v0: np.ndarray, eta: float, lam: float, y: float, 
     if _compiled is None:
         _compiled = numba.njit(parallel=True, fastmath=FAST_MATH, cache=False)(_kernel)
     dtype = u0.dtype.type
-    tol = dtype(1e-5 if u0.dtype == np.float32 else 1e-10)
+    tol = dtype(convergence_tol(u0.dtype))
     labels = np.empty(u0.shape[0], np.uint8)
     _compiled(u0, v0, dtype(eta), dtype(lam), dtype(y), steps, tol, labels)
     return labels
