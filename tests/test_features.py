@@ -245,3 +245,30 @@ def test_cell_hashes_are_grouped_exactly_as_numpy_unique_groups_them(distinct):
     values = rng.integers(-(2**62), 2**62, distinct)[rng.integers(0, distinct, 20_000)]
     for ours, numpys in zip(_distinct(values), np.unique(values, return_inverse=True, return_counts=True), strict=True):
         np.testing.assert_array_equal(ours, numpys)
+
+
+def test_blocks_of_diverged_pixels_are_skipped_without_touching_the_others():
+    """The features of a block whose pixels all diverged are not computed (NaN, kind none); every
+    other pixel's features, kinds and cells equal those of a run where nothing is skipped."""
+    from dataclasses import replace
+
+    from fractalgd.core.classes import DIVERGED, UNDECIDED
+    from fractalgd.pipeline.features import KIND_NONE, tile_limits
+    from fractalgd.pipeline.pixels import plane_coordinates, run_pixels
+
+    cfg = load_config(P1, ["plane.resolution=[16,12]"])
+    coords = plane_coordinates(cfg, 0, cfg.plane.size)
+    with x64():
+        result = run_pixels(cfg, coords)
+        gone = result.labels == DIVERGED
+        blocks = gone.reshape(-1, 8).all(axis=1)
+        assert blocks.any() and not blocks.all() and (gone & ~np.repeat(blocks, 8)).any()  # all three kinds of block
+        skipped = tile_limits(cfg, coords, result, block=8)
+        kept = tile_limits(cfg, coords, replace(result, labels=np.where(gone, UNDECIDED, result.labels)), block=8)
+    assert np.all(skipped.kind[gone] == KIND_NONE)
+    live = ~gone
+    np.testing.assert_array_equal(skipped.kind[live], kept.kind[live])
+    np.testing.assert_array_equal(skipped.cell[live], kept.cell[live])
+    for name, values in kept.features.items():
+        np.testing.assert_array_equal(skipped.features[name][live], values[live], err_msg=name)
+    assert np.all(np.isnan(skipped.features["loss"][np.repeat(blocks, 8)]))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fractalgd.colour import signed_cdf
+from fractalgd.engine import EngineOptions, run_batch
 from fractalgd.problems import mlp
 
 PHI = {"tanh": lambda z: jnp.tanh(z * np.sqrt(2)), "relu": lambda z: jax.nn.relu(z) * np.sqrt(2), "identity": lambda z: z}
@@ -39,7 +40,7 @@ def run(kernel, lr, steps, dtype=np.float64):
     w0, w1, _, _ = mlp.instance(kernel.width, kernel.points, kernel.seed)
     n = len(lr)
     zeros = jnp.zeros(n, dtype)
-    acc = (zeros,) + ((zeros,) * 4 if kernel.sd_steps else ())
+    acc = (zeros,) + ((zeros,) * mlp.SD_SUMS if kernel.sd_steps else ())
     state = ((jnp.asarray(np.repeat(w0[..., None], n, -1)), jnp.asarray(np.repeat(w1[:, None], n, -1))), acc)
     coeffs = kernel.prepare({"lr0": jnp.asarray(lr), "lr1": jnp.asarray(lr), "offset": jnp.asarray(0.0)})
     loss, step = jax.jit(kernel.loss), jax.jit(kernel.step)  # as the engine runs them; eager, each op compiles
@@ -84,6 +85,29 @@ def test_running_sums_in_the_state_equal_the_measure_of_the_history():
     np.testing.assert_array_equal(np.asarray(trainable), want_trainable)
     np.testing.assert_allclose(np.asarray(score), want_score, rtol=1e-9)
     assert want_trainable.any() and not want_trainable.all()  # both phases present
+
+
+def test_runs_with_nan_weights_stop_and_their_missing_steps_count_as_his_non_finite_losses():
+    """A block of runs whose weights hold a NaN stops; the steps it skips enter his sums as
+    non-finite losses (v = min(1e6/v₀, 1e6)), so the measure equals that of the full history."""
+    steps = 120
+    kernel = mlp.MLPKernel(16, "tanh", 272, 0, 0, False, steps)
+    lrs = np.array([3e4, 1e5, 1e6, 3e6])  # all blow up to NaN within a few dozen steps
+    state, losses, _ = run(kernel, lrs, steps)
+    assert np.isnan(losses[:, -1]).all() and np.isfinite(losses[:, 0]).all()
+    want_trainable, want_score = mlp.sd_measure(losses)
+    w0, w1, _, _ = mlp.instance(16, 272, 0)
+    n = len(lrs)
+    zeros = np.zeros(n)
+    state0 = ((np.repeat(w0[..., None], n, -1), np.repeat(w1[:, None], n, -1)), (zeros,) * (1 + mlp.SD_SUMS))
+    hyper = {"lr0": lrs, "lr1": lrs, "offset": np.float64(0.0)}
+    result = run_batch(kernel, state0, hyper, EngineOptions(steps=steps, check_every=8, block=n), jax.devices()[:1])
+    assert result.executed_pixel_steps < n * steps  # the block stopped early
+    trainable, score = kernel.sd_result(tuple(jnp.asarray(a) for a in result.state[1]))
+    np.testing.assert_array_equal(np.asarray(trainable), want_trainable)
+    np.testing.assert_allclose(np.asarray(score), want_score, rtol=1e-12)
+    labels = np.where(want_trainable, mlp.TRAINABLE, mlp.DIVERGED)
+    np.testing.assert_array_equal(result.labels, labels)
 
 
 def test_minibatches_are_the_same_for_every_pixel():

@@ -20,6 +20,7 @@ depend on where their block stopped by at most the decision tolerance (‖θ_{t+
 in float32): renders in other tilings agree to that, and exactly on pixels undecided at T.
 Features are NaN where undefined: diverged pixels, non-finite states, and loss and sharpness of
 problems without a loss.
+A block whose pixels the engine all labelled diverged is not computed at all.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ ORBIT = 4  # steps run past θ_e: enough for the period-4 test and the step of a
 KIND_NONE, KIND_FIXED, KIND_PERIOD2, KIND_PERIOD4 = 0, 1, 2, 4
 GPU_FEATURE_PIXELS = 1 << 16  # pixels advanced together on a GPU (Hessian-vector products of an mlp are large)
 DIRECTION_SEED = 7
-FEATURE_BLOCKS, MAX_FEATURE_BLOCK = 8, 4096
+FEATURE_BLOCKS, MAX_FEATURE_BLOCK, MATRIX_FEATURE_BLOCK = 8, 4096, 64
 
 
 @dataclass
@@ -155,16 +156,41 @@ def _cell_hash(problem, states, kind):
     return jnp.sum(cells * weights[:-1, None], axis=0) + kind.astype(jnp.int64) * weights[-1]  # wraps mod 2⁶⁴
 
 
+def _skipped(shapes, state):
+    """What a block whose pixels the engine all labelled diverged gets instead of `orbit_limits`
+    (of output `shapes`): kind none, cell 0, NaN numbers, the state as its own canonical point.
+    None of it is read: tile_limits marks these pixels diverged."""
+    fill = {"kind": KIND_NONE, "cell": 0}
+    out = {k: jax.tree_util.tree_map(lambda sd, k=k: jnp.full(sd.shape, fill.get(k, jnp.nan), sd.dtype), v)
+           for k, v in shapes.items() if k != "canonical"}  # fmt: skip
+    return {**out, "canonical": state}
+
+
 @functools.lru_cache(maxsize=32)
 def _compiled(problem, block: int, devices: tuple, with_features: bool, lanczos_steps: int):
     batch = None if devices[0].platform == "cpu" else max(1, GPU_FEATURE_PIXELS // block)
 
-    def per_device(state, hyper_px, hyper_scalar):
-        def one(args):
-            s, h = args
-            return orbit_limits(problem, s, {**hyper_scalar, **h}, with_features, lanczos_steps)
+    def compute(s, h, hyper_scalar):
+        return orbit_limits(problem, s, {**hyper_scalar, **h}, with_features, lanczos_steps)
 
-        blocks = jax.tree_util.tree_map(lambda x: _to_blocks(x, block), (state, hyper_px))
+    def block_shapes(state, hyper_px, hyper_scalar):
+        """The output shapes of one block (traced once: the features' program is large)."""
+        one_block = jax.tree_util.tree_map(
+            lambda x: jax.ShapeDtypeStruct((*x.shape[:-1], block), x.dtype), (state, hyper_px)
+        )
+        scalars = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), hyper_scalar)
+        return jax.eval_shape(compute, *one_block, scalars)
+
+    def per_device(state, hyper_px, hyper_scalar, diverged, shapes=None):
+        shapes = shapes or block_shapes(state, hyper_px, hyper_scalar)
+
+        def one(args):
+            s, h, gone = args
+            # Diverged pixels get no features: a block of them only is skipped (on CPU, where
+            # blocks run one at a time; the batched GPU map evaluates both branches).
+            return lax.cond(jnp.all(gone), lambda: _skipped(shapes, s), lambda: compute(s, h, hyper_scalar))
+
+        blocks = jax.tree_util.tree_map(lambda x: _to_blocks(x, block), (state, hyper_px, diverged))
         nb = jax.tree_util.tree_leaves(blocks)[0].shape[0]
         out = lax.map(one, blocks, batch_size=min(batch, nb) if batch else None)
         return jax.tree_util.tree_map(_from_blocks, out)
@@ -176,17 +202,29 @@ def _compiled(problem, block: int, devices: tuple, with_features: bool, lanczos_
     def spec(x):
         return PartitionSpec(*([None] * (x.ndim - 1)), "px")
 
-    def sharded(state, hyper_px, hyper_scalar):
-        shapes = jax.eval_shape(per_device, state, hyper_px, hyper_scalar)
+    def sharded(state, hyper_px, hyper_scalar, diverged):
+        shapes = block_shapes(state, hyper_px, hyper_scalar)  # a device's outputs: the block's, pixels last
         specs_in = (
             jax.tree_util.tree_map(spec, state),
             jax.tree_util.tree_map(spec, hyper_px),
             jax.tree_util.tree_map(lambda _: PartitionSpec(), hyper_scalar),
+            spec(diverged),
         )
-        return jax.shard_map(per_device, mesh=mesh, in_specs=specs_in, out_specs=jax.tree_util.tree_map(spec, shapes),
-                             check_vma=False)(state, hyper_px, hyper_scalar)  # fmt: skip
+        return jax.shard_map(functools.partial(per_device, shapes=shapes), mesh=mesh, in_specs=specs_in,
+                             out_specs=jax.tree_util.tree_map(spec, shapes), check_vma=False)(
+            state, hyper_px, hyper_scalar, diverged)  # fmt: skip
 
     return jax.jit(sharded)
+
+
+def feature_block(engine_block: int) -> int:
+    """Pixels per features block. Small-state problems (wide engine blocks) take several engine
+    blocks: nothing exits early here, so wider blocks only save loop overhead. Matrix states
+    (engine blocks < 512) take at most MATRIX_FEATURE_BLOCK: Lanczos holds several copies of the
+    state and its tangents, and out of cache a block runs 2–3× slower (measured: mlp, dln_sgd)."""
+    if engine_block < 512:
+        return min(engine_block, MATRIX_FEATURE_BLOCK)
+    return min(MAX_FEATURE_BLOCK, FEATURE_BLOCKS * engine_block)
 
 
 @with_x64
@@ -195,14 +233,13 @@ def tile_limits(
 ) -> TileLimits:
     """Features, orbit kinds and attractor cells of the pixels at `coords` from their EngineResult.
 
-    `block`: pixels per loop iteration (default FEATURE_BLOCKS engine blocks, at most MAX_FEATURE_BLOCK:
-    nothing exits early here, so wider blocks only save loop overhead). `pad_to`: run at least this
+    `block`: pixels per loop iteration (default `feature_block`). `pad_to`: run at least this
     many pixels (edge copies, dropped), so a render's last, shorter tile compiles nothing new.
     """
     problem = config.problem
     with_features = config.render.features if with_features is None else with_features
     devices = tuple(devices or jax.local_devices())
-    block = block or min(MAX_FEATURE_BLOCK, FEATURE_BLOCKS * (config.engine.block or problem.kernel.block))
+    block = block or feature_block(config.engine.block or problem.kernel.block)
     n = len(result.labels)
     run = max(n, pad_to)  # devices chosen for the padded size, so a short last tile compiles nothing new
     devices = devices[: max(1, min(len(devices), math.ceil(run / block)))]
@@ -218,9 +255,10 @@ def tile_limits(
     state = jax.tree_util.tree_map(pad, result.state)
     hyper_px = {k: pad(v) for k, v in hyper.items() if np.ndim(v) > 0}
     hyper_scalar = {k: np.asarray(v) for k, v in hyper.items() if np.ndim(v) == 0}
+    gone = result.labels == DIVERGED
     fn = _compiled(problem, block, devices, with_features, LANCZOS_STEPS)
-    out = jax.tree_util.tree_map(lambda x: np.asarray(x)[..., :n], fn(state, hyper_px, hyper_scalar))
-    diverged = np.flatnonzero(result.labels == DIVERGED)
+    out = jax.tree_util.tree_map(lambda x: np.asarray(x)[..., :n], fn(state, hyper_px, hyper_scalar, pad(gone)))
+    diverged = np.flatnonzero(gone)
     features = None
     if with_features:  # the state's dtype: the caller's float64 image is the one conversion
         features = {name: out["features"][name] for name in feature_names(problem) if name != "attractor"}

@@ -19,10 +19,14 @@ His grids put the first and last pixel on the bounds: `plane.grid = "endpoints"`
 Two readouts: `measure = "classes"` (our classifier: converged, period, diverged, and
 `trainable` — loss at T below the initial loss — with early exit), and `measure = "sd"`, his
 convergence measure exactly: vₜ = L(θₜ) for t < T (non-finite → 1e6), normalized by v₀ and
-clipped at 1e6; trainable ⇔ mean of the last 20 < 1; score −Σv (trainable) or Σ1/v. It runs
-all T steps and carries the sums in the state (the `score`, coloured as his `cdf_img`).
+clipped at 1e6; trainable ⇔ mean of the last 20 < 1; score −Σv (trainable) or Σ1/v. The state
+carries his sums (the `score`, coloured as his `cdf_img`): over the finite losses, and the count
+of non-finite ones, which all give the same v = min(1e6/v₀, 1e6). A run whose weights hold a
+NaN has a NaN loss at every later step (NaN·0 is NaN: it reaches every residual, then every
+weight), so it is decided there, and a block of such runs stops: its missing steps are counted
+as non-finite (`sd_result`), exactly as running them would.
 
-State: ((W₀ (w, w, pixels), W₁ (w, pixels)), (t, and his sums when measure = "sd")).
+State: ((W₀ (w, w, pixels), W₁ (w, pixels)), (t, and his sums when measure = "sd": SD_SUMS of them)).
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ MINIBATCH_KEY = 42  # his PRNGKey(42)
 PRNGS = ("current", "sd2024")
 MAX_SD_TABLE = 1 << 22  # steps × batch indices of his minibatch sequence held as a table
 MAX_POINTS = 100_000
+SD_SUMS = 6  # v₀, Σv, Σ1/v, the last-20 Σv over finite losses; non-finite losses, all and in the last 20
 INVARIANT_POINTS = 64  # the attractor invariant: the net's outputs on the first 64 data points
 
 
@@ -82,20 +87,26 @@ def prng_bits(prng: str):
         yield
 
 
+def _draws(width: int, points: int, seed):
+    """His key sequence and draws (traced once: one compile, not one per draw)."""
+    rng, sub = jax.random.split(jax.random.PRNGKey(seed))
+    k0, k1 = jax.random.split(sub, 2)
+    w0 = jax.random.normal(k0, (width, width), jnp.float64)
+    w1 = jax.random.normal(k1, (width, 1), jnp.float64)
+    rng, sub = jax.random.split(rng)
+    x = jax.random.normal(sub, (points, width), jnp.float64)
+    rng, sub = jax.random.split(rng)
+    y = jax.random.normal(sub, (points, 1), jnp.float64)
+    return w0, w1[:, 0], x, y[:, 0]
+
+
 @functools.lru_cache(maxsize=16)
 @with_x64  # his bits are float64 draws, whatever the caller's JAX setting
 def instance(width: int, points: int, seed: int, prng: str = "current"):
     """(W₀, W₁, X, Y) in float64, with his notebook's key sequence."""
     with prng_bits(prng), jax.ensure_compile_time_eval():
-        rng, sub = jax.random.split(jax.random.PRNGKey(seed))
-        k0, k1 = jax.random.split(sub, 2)
-        w0 = jax.random.normal(k0, (width, width), jnp.float64)
-        w1 = jax.random.normal(k1, (width, 1), jnp.float64)
-        rng, sub = jax.random.split(rng)
-        x = jax.random.normal(sub, (points, width), jnp.float64)
-        rng, sub = jax.random.split(rng)
-        y = jax.random.normal(sub, (points, 1), jnp.float64)
-        return tuple(np.asarray(a) for a in (w0, w1[:, 0], x, y[:, 0]))
+        draws = jax.jit(_draws, static_argnums=(0, 1))(width, points, np.int64(seed))
+        return tuple(np.asarray(a) for a in draws)
 
 
 @functools.lru_cache(maxsize=8)
@@ -132,13 +143,17 @@ class MLPKernel(Kernel):
     sd_steps: int  # T when measure = "sd" (0 otherwise): the last-20 window starts at T − 20
     prng: str = "current"
     table_steps: int = 0  # > 0: minibatches from his sequence, a (table_steps, batch) index table
-
-    block = 64  # pixels per block: a block's activations (n, w, 32) stay in cache
+    # Pixels per block: a block's activations (n, w, block) stay in cache. Measured (width 16, 272
+    # points): float32 fastest at 64; float64 at 32 (13.0 against 15.0 µs a pixel-step at 64).
+    block: int = 64
 
     def prepare(self, hyper):
         dtype = hyper["lr0"].dtype
         _, _, x, y = instance(self.width, self.points, self.seed, self.prng)
-        coeffs = {**hyper, "x": jnp.asarray(x, dtype), "y": jnp.asarray(y, dtype)}
+        # Xᵀ as its own contiguous constant: ∇W₀ = Xᵀ∂Z then reads it row by row (XLA:CPU's
+        # product with a transposed operand ran at half the rate in float64).
+        xt = np.ascontiguousarray(x.T)
+        coeffs = {**hyper, "x": jnp.asarray(x, dtype), "xt": jnp.asarray(xt, dtype), "y": jnp.asarray(y, dtype)}
         if self.batch and self.table_steps:
             coeffs["batches"] = jnp.asarray(sd_minibatches(self.table_steps, self.batch, self.points))
         return coeffs
@@ -168,12 +183,13 @@ class MLPKernel(Kernel):
             return jnp.where(z > 0, math.sqrt(2.0), 0.0).astype(z.dtype)
         return jnp.ones_like(z)
 
-    def gradient(self, params, x, y):
+    def gradient(self, params, x, y, xt=None):
         """(∇_{W₀}L, ∇_{W₁}L) of the mean squared error on (x, y), and the residuals (n, P).
 
         The data are the same for every pixel, so the products with X are shared-data GEMMs over
         a whole block: Z = X·[W₀ of every pixel] is one (n × w)·(w × w·P) product, ∇W₀ = Xᵀ·∂Z
         another; the per-pixel parts (W₁, the activation) are elementwise over (n, w, P).
+        `xt`: Xᵀ, contiguous (default x.T).
             z = XW₀/√w,  h = φ(z),  f = hᵀW₁/w,  r = f − y,  ∂f = 2r/n
             ∇W₁ = Σₙ ∂f·h/w,  ∂z = (∂f ⊗ W₁/w)·φ′(z),  ∇W₀ = Xᵀ∂z/√w
         """
@@ -184,7 +200,8 @@ class MLPKernel(Kernel):
         df = (2.0 / n) * r
         g1 = jnp.sum(df[:, None, :] * h, axis=0) / self.width
         dz = (df[:, None, :] * (w1[None] / self.width)) * self._dphi(z, h)
-        g0 = jnp.matmul(x.T, dz.reshape(n, w * pixels), precision=lax.Precision.HIGHEST).reshape(w, w, pixels)
+        xt = x.T if xt is None else xt
+        g0 = jnp.matmul(xt, dz.reshape(n, w * pixels), precision=lax.Precision.HIGHEST).reshape(w, w, pixels)
         return (g0 / math.sqrt(self.width), g1), r
 
     def _forward(self, params, x, y):
@@ -207,7 +224,7 @@ class MLPKernel(Kernel):
         t = acc[0]
         if self.every_step_offset:
             w0 = w0 + k["offset"]
-        x, y = k["x"], k["y"]
+        x, xt, y = k["x"], k["xt"], k["y"]
         if self.batch:
             # One draw per step for every pixel: all pixels of a run carry the same t.
             step = t.reshape(-1)[0].astype(jnp.int32)
@@ -216,19 +233,22 @@ class MLPKernel(Kernel):
             else:
                 key = jax.random.fold_in(jax.random.key(MINIBATCH_KEY), step)
                 idx = jax.random.randint(key, (self.batch,), 0, self.points)
-            x, y = x[idx], y[idx]
-        (g0, g1), r = self.gradient((w0, w1), x, y)
+            x, xt, y = x[idx], xt[:, idx], y[idx]
+        (g0, g1), r = self.gradient((w0, w1), x, y, xt)
         new = (w0 - k["lr0"] * g0, w1 - k["lr1"] * g1)
         if not self.sd_steps:
             return new, (t + 1,)
         # His readout: the full-batch loss at θ_t, before the update.
         value = jnp.mean(r * r, axis=0) if not self.batch else self.loss((w0, w1), k)
-        value = jnp.where(jnp.isfinite(value), value, MAX_VAL)
-        _, loss0, total, inverse, last = acc
+        finite = jnp.isfinite(value)
+        value = jnp.where(finite, value, MAX_VAL)
+        _, loss0, total, inverse, last, bad, bad_window = acc
         loss0 = jnp.where(t == 0, value, loss0)
         v = jnp.minimum(value / loss0, MAX_VAL)
         in_window = t >= self.sd_steps - WINDOW
-        return new, (t + 1, loss0, total + v, inverse + 1 / v, last + jnp.where(in_window, v, 0))
+        good = jnp.where(finite, v, 0)  # the non-finite ones are counted, and summed in sd_result
+        sums = (total + good, inverse + jnp.where(finite, 1 / v, 0), last + jnp.where(in_window, good, 0))
+        return new, (t + 1, loss0, *sums, bad + ~finite, bad_window + (in_window & ~finite))
 
     def theta(self, state):
         return state[0]  # (W₀, W₁); the step counter and his running sums are not parameters
@@ -237,26 +257,34 @@ class MLPKernel(Kernel):
         return theta, state[1]
 
     def decided(self, state, history, k):
-        if self.sd_steps:  # his measure needs every step's loss: no early exit
-            return (jnp.zeros(state[1][0].shape, bool),)
+        if self.sd_steps:  # his measure needs every step's loss: decided once the rest are all NaN
+            return (jnp.any(jnp.isnan(state[0][1]), axis=0),)
         return super().decided(state, history, k)
 
     def label(self, state, state0, tests, k):
         del state0, k
-        if self.sd_steps:  # traced by the engine, never reached: nothing is decided early
-            return jnp.zeros(tests[0].shape, jnp.int32)
+        if self.sd_steps:
+            return self.sd_label(state[1])
         return common_label(tests, jnp.full(tests[0].shape, CONVERGED))
 
     def sd_result(self, acc):
-        """(trainable, score) from the sums carried in the state."""
-        _, _, total, inverse, last = acc
-        trainable = last / min(WINDOW, self.sd_steps) < 1
-        return trainable, jnp.where(trainable, -total, inverse)
+        """(trainable, score) from the sums carried in the state after t steps: the T − t steps
+        not run (a stopped block: its runs' weights hold a NaN) are non-finite losses."""
+        t, loss0, total, inverse, last, bad, bad_window = acc
+        window = min(WINDOW, self.sd_steps)
+        bad = bad + (self.sd_steps - t)
+        bad_window = bad_window + (self.sd_steps - jnp.maximum(t, self.sd_steps - window))
+        v_bad = jnp.minimum(MAX_VAL / loss0, MAX_VAL)  # every non-finite loss's v
+        trainable = (last + bad_window * v_bad) / window < 1
+        return trainable, jnp.where(trainable, -(total + bad * v_bad), inverse + bad / v_bad)
+
+    def sd_label(self, acc):
+        trainable, _ = self.sd_result(acc)
+        return jnp.where(trainable, TRAINABLE, DIVERGED).astype(jnp.int32)
 
     def final_label(self, state, history, state0, k):
         if self.sd_steps:
-            trainable, _ = self.sd_result(state[1])
-            return jnp.where(trainable, TRAINABLE, DIVERGED).astype(jnp.int32)
+            return self.sd_label(state[1])
         params0 = state0[0]
         if self.every_step_offset:
             params0 = (params0[0] + k["offset"], params0[1])
@@ -278,6 +306,7 @@ class MLPProblem(Problem, HasLoss, HasScore, HasFeatures):
     steps: int
     eta: float
     prng: str = "current"
+    dtype: str = "float32"  # gd.dtype: float64 blocks are half as wide (MLPKernel.block)
 
     kind = "mlp"
     defaults = {
@@ -317,7 +346,7 @@ class MLPProblem(Problem, HasLoss, HasScore, HasFeatures):
             raise ConfigError("plane.base/dir1/dir2: not used by 'mlp' (its planes are lr0, lr1, lr, offset)")
         return cls(
             width, params["activation"], points, params["batch"], params["seed"], params["offset"],
-            params["offset_mode"], params["measure"], ctx.steps, ctx.eta, params["prng"],
+            params["offset_mode"], params["measure"], ctx.steps, ctx.eta, params["prng"], ctx.dtype,
         )  # fmt: skip
 
     def coordinates(self) -> dict[str, str]:
@@ -332,7 +361,10 @@ class MLPProblem(Problem, HasLoss, HasScore, HasFeatures):
         sd_steps = self.steps if self.measure == "sd" else 0
         every = self.offset_mode == "every_step"
         table = self.steps if self.prng == "sd2024" and self.batch else 0
-        return MLPKernel(self.width, self.activation, self.points, self.batch, self.seed, every, sd_steps, self.prng, table)
+        block = 32 if self.dtype == "float64" else 64
+        return MLPKernel(
+            self.width, self.activation, self.points, self.batch, self.seed, every, sd_steps, self.prng, table, block
+        )
 
     def initial(self, coords: dict[str, np.ndarray], dtype):
         """((W₀ + offset at init, W₁), sums) per pixel; hyper {lr0, lr1, offset}."""
@@ -348,7 +380,7 @@ class MLPProblem(Problem, HasLoss, HasScore, HasFeatures):
         start = w0[..., None] + (offset if self.offset_mode == "init" else 0.0)
         params = (np.broadcast_to(start, (*w0.shape, size)).astype(dtype), np.repeat(w1[:, None], size, 1).astype(dtype))
         zeros = np.zeros(size, dtype)
-        acc = (zeros,) + ((zeros,) * 4 if self.measure == "sd" else ())
+        acc = (zeros,) + ((zeros,) * SD_SUMS if self.measure == "sd" else ())
         return (params, acc), hyper
 
     def loss(self, state, hyper):
