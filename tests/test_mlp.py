@@ -43,7 +43,7 @@ def run(kernel, lr, steps, dtype=np.float64):
     acc = (zeros,) + ((zeros,) * mlp.SD_SUMS if kernel.sd_steps else ())
     state = ((jnp.asarray(np.repeat(w0[..., None], n, -1)), jnp.asarray(np.repeat(w1[:, None], n, -1))), acc)
     coeffs = kernel.prepare({"lr0": jnp.asarray(lr), "lr1": jnp.asarray(lr), "offset": jnp.asarray(0.0)})
-    loss, step = jax.jit(kernel.loss), jax.jit(kernel.step)  # as the engine runs them; eager, each op compiles
+    loss, step = jax.jit(kernel.block_loss), jax.jit(kernel.step)  # as the engine runs them; eager, each op compiles
     losses = []
     for _ in range(steps):
         losses.append(np.asarray(loss(state[0], coeffs)))

@@ -170,11 +170,6 @@ class MLPKernel(Kernel):
         z = jnp.matmul(x, w0, precision=lax.Precision.HIGHEST) / math.sqrt(self.width)
         return jnp.matmul(self._phi(z), w1, precision=lax.Precision.HIGHEST) / self.width - y
 
-    def loss(self, params, k):
-        """L(θ) on the full data, per pixel."""
-        r = jax.vmap(self.residual, in_axes=(-1, -1, None, None), out_axes=-1)(*params, k["x"], k["y"])
-        return jnp.mean(r * r, axis=0)
-
     def _dphi(self, z, h):
         """φ′(z), given h = φ(z)."""
         if self.activation == "tanh":
@@ -214,8 +209,9 @@ class MLPKernel(Kernel):
         return z, h, jnp.sum(h * w1[None], axis=1) / self.width - y[:, None]
 
     def block_loss(self, params, k):
-        """`loss` as shared-data GEMMs over the block (the features' loss and its Hessian-vector
-        products: jax differentiates through the GEMMs, not through one tiny product per pixel)."""
+        """L(θ) on the full data per pixel, as shared-data GEMMs over the block (the readouts, the
+        features' loss and its Hessian-vector products: jax differentiates through the GEMMs,
+        not through one tiny product per pixel). `residual` is the plain per-run form."""
         r = self._forward(params, k["x"], k["y"])[2]
         return jnp.mean(r * r, axis=0)
 
@@ -239,7 +235,7 @@ class MLPKernel(Kernel):
         if not self.sd_steps:
             return new, (t + 1,)
         # His readout: the full-batch loss at θ_t, before the update.
-        value = jnp.mean(r * r, axis=0) if not self.batch else self.loss((w0, w1), k)
+        value = jnp.mean(r * r, axis=0) if not self.batch else self.block_loss((w0, w1), k)
         finite = jnp.isfinite(value)
         value = jnp.where(finite, value, MAX_VAL)
         _, loss0, total, inverse, last, bad, bad_window = acc
@@ -288,7 +284,7 @@ class MLPKernel(Kernel):
         params0 = state0[0]
         if self.every_step_offset:
             params0 = (params0[0] + k["offset"], params0[1])
-        below = self.loss(state[0], k) < self.loss(params0, k)
+        below = self.block_loss(state[0], k) < self.block_loss(params0, k)
         rest = final_common_label(state[0], tuple(h[0] for h in history))
         return jnp.where(below, TRAINABLE, rest).astype(jnp.int32)
 
@@ -411,10 +407,9 @@ class MLPProblem(Problem, HasLoss, HasScore, HasFeatures):
     def invariant(self, state):
         """f(x_n) on the first INVARIANT_POINTS data points: permuting hidden units (and, for tanh,
         flipping the signs of one unit's weights) leaves the net's function unchanged."""
-        kernel = self.kernel
-        _, _, x, y = instance(self.width, self.points, self.seed)
-        w0, w1 = state[0]
+        _, _, x, _ = instance(self.width, self.points, self.seed)
+        w0 = state[0][0]
         count = min(self.points, INVARIANT_POINTS)
         x = jnp.asarray(x[:count], w0.dtype)
-        y = jnp.zeros(count, w0.dtype)
-        return jax.vmap(kernel.residual, in_axes=(-1, -1, None, None), out_axes=-1)(w0, w1, x, y)
+        # One shared-data GEMM over the block's pixels (a vmapped tiny product per pixel is slow on CPU).
+        return self.kernel._forward(state[0], x, jnp.zeros(count, w0.dtype))[2]
