@@ -36,12 +36,16 @@ def test_gradient_matches_jax_grad_of_his_loss(activation):
         np.testing.assert_allclose(np.asarray(g1[:, p]), r1, rtol=1e-10, atol=1e-14)
 
 
-def run(kernel, lr, steps, dtype=np.float64):
+def start(kernel, n, dtype=np.float64):
+    """n copies of the run's initial state (numpy), his sums at zero when measure = "sd"."""
     w0, w1, _, _ = mlp.instance(kernel.width, kernel.points, kernel.seed)
-    n = len(lr)
-    zeros = jnp.zeros(n, dtype)
+    zeros = np.zeros(n, dtype)
     acc = (zeros,) + ((zeros,) * mlp.SD_SUMS if kernel.sd_steps else ())
-    state = ((jnp.asarray(np.repeat(w0[..., None], n, -1)), jnp.asarray(np.repeat(w1[:, None], n, -1))), acc)
+    return (np.repeat(w0[..., None], n, -1), np.repeat(w1[:, None], n, -1)), acc
+
+
+def run(kernel, lr, steps, dtype=np.float64):
+    state = jax.tree_util.tree_map(jnp.asarray, start(kernel, len(lr), dtype))
     coeffs = kernel.prepare({"lr0": jnp.asarray(lr), "lr1": jnp.asarray(lr), "offset": jnp.asarray(0.0)})
     loss, step = jax.jit(kernel.block_loss), jax.jit(kernel.step)  # as the engine runs them; eager, each op compiles
     losses = []
@@ -96,12 +100,9 @@ def test_runs_with_nan_weights_stop_and_their_missing_steps_count_as_his_non_fin
     state, losses, _ = run(kernel, lrs, steps)
     assert np.isnan(losses[:, -1]).all() and np.isfinite(losses[:, 0]).all()
     want_trainable, want_score = mlp.sd_measure(losses)
-    w0, w1, _, _ = mlp.instance(16, 272, 0)
     n = len(lrs)
-    zeros = np.zeros(n)
-    state0 = ((np.repeat(w0[..., None], n, -1), np.repeat(w1[:, None], n, -1)), (zeros,) * (1 + mlp.SD_SUMS))
     hyper = {"lr0": lrs, "lr1": lrs, "offset": np.float64(0.0)}
-    result = run_batch(kernel, state0, hyper, EngineOptions(steps=steps, check_every=8, block=n), jax.devices()[:1])
+    result = run_batch(kernel, start(kernel, n), hyper, EngineOptions(steps=steps, check_every=8, block=n), jax.devices()[:1])
     assert result.executed_pixel_steps < n * steps  # the block stopped early
     trainable, score = kernel.sd_result(tuple(jnp.asarray(a) for a in result.state[1]))
     np.testing.assert_array_equal(np.asarray(trainable), want_trainable)

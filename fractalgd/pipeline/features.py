@@ -182,7 +182,8 @@ def _compiled(problem, block: int, devices: tuple, with_features: bool, lanczos_
         return jax.eval_shape(compute, *one_block, scalars)
 
     def per_device(state, hyper_px, hyper_scalar, diverged, shapes=None):
-        shapes = shapes or block_shapes(state, hyper_px, hyper_scalar)
+        if shapes is None:  # one device: no shard_map that already traced them
+            shapes = block_shapes(state, hyper_px, hyper_scalar)
 
         def one(args):
             s, h, gone = args
