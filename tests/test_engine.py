@@ -10,6 +10,7 @@ import pytest
 from fractalgd.engine import EngineOptions, run_batch
 from fractalgd.engine import xla as engine
 from fractalgd.pipeline import render
+from fractalgd.pipeline.features import tile_epilogue
 from fractalgd.problems import scalar
 from tests.helpers import p1_config
 
@@ -55,18 +56,24 @@ def test_state_matches_a_plain_loop_for_undecided_pixels():
 
 
 def test_new_parameter_values_do_not_recompile():
-    # η and λ travel as arrays: three renders share one compiled program.
+    # η, λ and y travel as arrays: three renders share one compiled program (the engine's, with
+    # the features in it) and one program for the attractors' representatives.
     import jax
 
     from fractalgd.pipeline import engine_options
+    from fractalgd.pipeline.attractors import _orbit_fn
 
     engine._compiled.cache_clear()
-    for eta, lam in ((0.5, 0.1), (0.7, 0.0), (1.1, 0.3)):
-        cfg = p1_config(plane={"resolution": [32, 32]}, gd={"eta": eta, "steps": 64}, problem={"lam": lam})
-        render(cfg)
+    _orbit_fn.cache_clear()
+    for eta, lam, y in ((0.5, 0.1, 1.0), (0.7, 0.0, 2.0), (1.1, 0.3, 0.5)):
+        problem = {"lam": lam, "y": y}
+        cfg = p1_config(plane={"resolution": [32, 32]}, gd={"eta": eta, "steps": 64}, problem=problem)
+        assert render(cfg).meta["attractors"]
     assert engine._compiled.cache_info().currsize == 1
+    assert _orbit_fn.cache_info().currsize == 1
     devices = tuple(jax.devices())[: min(len(jax.devices()), 2)]  # 1024 pixels = 2 blocks of 512
     opts = replace(engine_options(cfg), block=cfg.problem.kernel.block)  # as run_batch resolves it
-    fn = engine._compiled(cfg.problem.kernel, opts, devices, engine.default_batch_blocks(devices))
+    epilogue = tile_epilogue(cfg, opts.block)  # a render's engine program computes the features too
+    fn = engine._compiled(cfg.problem.kernel, opts, devices, engine.default_batch_blocks(devices), epilogue)
     assert engine._compiled.cache_info().hits >= 1
     assert fn._cache_size() == 1

@@ -42,7 +42,9 @@ def _try_pallas(kernel, state0, hyper, opts: EngineOptions, pad_to: int = 0):
 
 
 @with_x64
-def run_batch(kernel, state0, hyper: dict, opts: EngineOptions, devices=None, pad_to: int = 0) -> EngineResult:
+def run_batch(
+    kernel, state0, hyper: dict, opts: EngineOptions, devices=None, pad_to: int = 0, epilogue=None
+) -> EngineResult:
     """Run GD for every pixel of `state0` (arrays with a trailing pixel axis) on all devices.
 
     Args:
@@ -53,6 +55,10 @@ def run_batch(kernel, state0, hyper: dict, opts: EngineOptions, devices=None, pa
       devices: devices to shard over (default: this process's devices of the default backend).
       pad_to: run at least this many pixels (copies of the last one, not counted or returned), so
         a short last tile reuses the executable compiled for the full ones.
+      epilogue: a hashable function (state, hyper, labels) → arrays (..., block), run on each
+        block's final state right after the block stops, while it is in cache; its outputs come
+        back as `EngineResult.finished`. It runs on the XLA path with one block at a time (CPU);
+        elsewhere `finished` is None and the caller computes the same from `state`.
     """
     devices = tuple(devices or jax.local_devices())
     if not opts.block:
@@ -65,4 +71,4 @@ def run_batch(kernel, state0, hyper: dict, opts: EngineOptions, devices=None, pa
         result = _try_pallas(kernel, state0, hyper, opts, pad_to)
         if result is not None:
             return result
-    return run_batch_xla(kernel, state0, hyper, opts, devices, pad_to)
+    return run_batch_xla(kernel, state0, hyper, opts, devices, pad_to, epilogue)

@@ -27,3 +27,4 @@ class EngineResult:
     steps: np.ndarray  # (n,) int32
     state: tuple  # final state, arrays (..., n) (JAX arrays on the device; np.asarray copies one out)
     executed_pixel_steps: int  # steps actually run, summed over pixels (padding excluded)
+    finished: object = None  # the epilogue's outputs, arrays (..., n) on the device; None where it did not run

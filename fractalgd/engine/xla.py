@@ -30,16 +30,33 @@ def _from_blocks(x):
     return x.reshape(*x.shape[:-2], -1)
 
 
+def _epilogue_shapes(epilogue, state0, hyper_px, hyper_scalar, block: int):
+    """The output shapes of `epilogue` on one block (pixels last)."""
+    one_block = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct((*x.shape[:-1], block), x.dtype), (state0, hyper_px))
+    scalars = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), hyper_scalar)
+    labels = jax.ShapeDtypeStruct((block,), jnp.int32)
+    return jax.eval_shape(lambda s, h, hs, lab: epilogue(s, {**hs, **h}, lab), *one_block, scalars, labels)
+
+
 @functools.lru_cache(maxsize=64)
-def _compiled(kernel, opts: EngineOptions, devices: tuple, batch_blocks: int):
+def _compiled(kernel, opts: EngineOptions, devices: tuple, batch_blocks: int, epilogue=None):
     def per_device(state0, hyper_px, hyper_scalar):
         run_block = block_runner(kernel, opts, hyper_scalar)
+
+        def run_and_finish(args):
+            labels, steps, state, t = run_block(args)
+            if epilogue is None:
+                return labels, steps, state, t
+            return labels, steps, state, t, epilogue(state, {**hyper_scalar, **args[1]}, labels)
+
         blocks = jax.tree_util.tree_map(lambda x: _to_blocks(x, opts.block), (state0, hyper_px))
         nb = jax.tree_util.tree_leaves(blocks)[0].shape[0]
-        labels, steps, state, t = lax.map(run_block, blocks, batch_size=min(batch_blocks, nb) if batch_blocks > 1 else None)
+        out = lax.map(run_and_finish, blocks, batch_size=min(batch_blocks, nb) if batch_blocks > 1 else None)
+        labels, steps, state, t = out[:4]
         # Class ids fit a byte: a quarter of the transfer to the host.
         labels = _from_blocks(labels).astype(jnp.uint8)
-        return labels, _from_blocks(steps), jax.tree_util.tree_map(_from_blocks, state), t
+        finished = (jax.tree_util.tree_map(_from_blocks, out[4]),) if epilogue is not None else ()
+        return labels, _from_blocks(steps), jax.tree_util.tree_map(_from_blocks, state), t, *finished
 
     if len(devices) == 1:
         return jax.jit(per_device)
@@ -55,6 +72,9 @@ def _compiled(kernel, opts: EngineOptions, devices: tuple, batch_blocks: int):
             jax.tree_util.tree_map(lambda _: PartitionSpec(), hyper_scalar),
         )
         specs_out = (PartitionSpec("px"), PartitionSpec("px"), specs_in[0], PartitionSpec("px"))
+        if epilogue is not None:
+            shapes = _epilogue_shapes(epilogue, state0, hyper_px, hyper_scalar, opts.block)
+            specs_out = (*specs_out, jax.tree_util.tree_map(pixel_spec, shapes))
         return jax.shard_map(per_device, mesh=mesh, in_specs=specs_in, out_specs=specs_out, check_vma=False)(
             state0, hyper_px, hyper_scalar
         )
@@ -68,8 +88,11 @@ def default_batch_blocks(devices) -> int:
     return 1 if devices[0].platform == "cpu" else 1 << 30
 
 
-def run_batch_xla(kernel, state0, hyper: dict, opts: EngineOptions, devices: tuple, pad_to: int = 0) -> EngineResult:
-    """`run_batch` on the XLA path (opts.block already resolved)."""
+def run_batch_xla(
+    kernel, state0, hyper: dict, opts: EngineOptions, devices: tuple, pad_to: int = 0, epilogue=None
+) -> EngineResult:
+    """`run_batch` on the XLA path (opts.block already resolved). The epilogue runs on CPU only,
+    where blocks run one at a time (on GPU all blocks advance together: it would see them all)."""
     leaves = jax.tree_util.tree_leaves(state0)
     n = leaves[0].shape[-1]
     run = max(n, pad_to)
@@ -86,15 +109,17 @@ def run_batch_xla(kernel, state0, hyper: dict, opts: EngineOptions, devices: tup
     hyper_px = {k: pad(v) for k, v in hyper.items() if np.ndim(v) > 0}
     hyper_scalar = {k: np.asarray(v) for k, v in hyper.items() if np.ndim(v) == 0}
     batch = opts.batch_blocks or default_batch_blocks(devices)
-    fn = _compiled(kernel, opts, devices, batch)
+    if batch > 1:
+        epilogue = None
+    fn = _compiled(kernel, opts, devices, batch, epilogue)
     if len(devices) == 1:
         state_p, hyper_px, hyper_scalar = jax.device_put((state_p, hyper_px, hyper_scalar), devices[0])
-    labels, steps, state, t = fn(state_p, hyper_px, hyper_scalar)
+    labels, steps, state, t, *finished = fn(state_p, hyper_px, hyper_scalar)
     labels, steps, t = np.asarray(labels)[:n], np.asarray(steps)[:n], np.asarray(t).astype(np.int64)
     # Every block but the last real one is full: executed = block·Σ t over full blocks + rest·t_last.
     real = math.ceil(n / opts.block)
     executed = int(opts.block * t[: real - 1].sum() + (n - (real - 1) * opts.block) * t[real - 1])
     # The final state stays on the device (most renders never look at it; features and scores
     # read it there): no host copy of every pixel's parameters per call.
-    state = jax.tree_util.tree_map(lambda x: x[..., :n] if padded != n else x, state)
-    return EngineResult(labels, steps, state, executed)
+    state, finished = jax.tree_util.tree_map(lambda x: x[..., :n] if padded != n else x, (state, finished))
+    return EngineResult(labels, steps, state, executed, finished[0] if finished else None)

@@ -26,7 +26,7 @@ import numpy as np
 from fractalgd.core.classes import FIRST_PROBLEM_CLASS
 from fractalgd.core.jaxenv import with_x64
 from fractalgd.pipeline.features import KIND_FIXED, KIND_NONE, ORBIT, orbit_key
-from fractalgd.problems.base import HasLoss
+from fractalgd.problems.base import HasLoss, compiled_form
 from fractalgd.problems.custom import MAX_DISCOVERED, CustomProblem
 from fractalgd.problems.features import attractor_tol, flat_theta
 
@@ -186,7 +186,7 @@ def _representatives(config, cells: Cells, ids: np.ndarray):
     state = jax.tree_util.tree_unflatten(cells.treedef, leaves)
     coords = pixel_coordinates(config.plane, [cells.pixel[i] for i in padded])
     _, hyper = problem.initial(coords, np.dtype(config.gd.dtype))
-    keys, flats = _orbit_fn(problem)(state, hyper)
+    keys, flats = _orbit_fn(compiled_form(problem))(state, hyper)
     keys = np.asarray(keys)[:, :count]
     return keys.T, np.stack([np.asarray(f)[:, :count] for f in flats], axis=0).transpose(2, 0, 1)
 

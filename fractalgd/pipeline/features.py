@@ -38,7 +38,7 @@ from jax.sharding import Mesh, PartitionSpec
 from fractalgd.core.classes import DIVERGED
 from fractalgd.core.jaxenv import with_x64
 from fractalgd.engine.xla import _from_blocks, _to_blocks  # the engine's (..., n) ↔ (blocks, ..., block) layout
-from fractalgd.problems.base import DIVERGENCE_BOUND, period_tests, tree_dot, tree_dtype
+from fractalgd.problems.base import DIVERGENCE_BOUND, compiled_form, period_tests, tree_dot, tree_dtype
 from fractalgd.problems.decisions import row_sum
 from fractalgd.problems.features import (
     LANCZOS_STEPS,
@@ -166,35 +166,57 @@ def _skipped(shapes, state):
     return {**out, "canonical": state}
 
 
-@functools.lru_cache(maxsize=32)
-def _compiled(problem, block: int, devices: tuple, with_features: bool, lanczos_steps: int):
-    batch = None if devices[0].platform == "cpu" else max(1, GPU_FEATURE_PIXELS // block)
+@dataclass(frozen=True)
+class OrbitEpilogue:
+    """`orbit_limits` of a block of pixels, `block` at a time: the per-block function of the
+    features program, and the engine's epilogue (`run_batch(epilogue=…)`), which runs it on each
+    engine block's final state while that is in cache. Hashable: it keys compiled programs."""
 
-    def compute(s, h, hyper_scalar):
-        return orbit_limits(problem, s, {**hyper_scalar, **h}, with_features, lanczos_steps)
+    problem: object
+    with_features: bool
+    block: int  # pixels per loop iteration (a wider input is walked in blocks of this many)
+    lanczos_steps: int = LANCZOS_STEPS
 
-    def block_shapes(state, hyper_px, hyper_scalar):
-        """The output shapes of one block (traced once: the features' program is large)."""
-        one_block = jax.tree_util.tree_map(
-            lambda x: jax.ShapeDtypeStruct((*x.shape[:-1], block), x.dtype), (state, hyper_px)
-        )
-        scalars = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), hyper_scalar)
-        return jax.eval_shape(compute, *one_block, scalars)
+    def __call__(self, state, hyper, labels):
+        width = jax.tree_util.tree_leaves(state)[0].shape[-1]
+        hyper_px = {k: v for k, v in hyper.items() if jnp.ndim(v) > 0}
+        hyper_scalar = {k: v for k, v in hyper.items() if jnp.ndim(v) == 0}
+        block = self.block if width % self.block == 0 else width
 
-    def per_device(state, hyper_px, hyper_scalar, diverged, shapes=None):
-        if shapes is None:  # one device: no shard_map that already traced them
-            shapes = block_shapes(state, hyper_px, hyper_scalar)
+        def compute(s, h):
+            return orbit_limits(self.problem, s, {**hyper_scalar, **h}, self.with_features, self.lanczos_steps)
+
+        one_block = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct((*x.shape[:-1], block), x.dtype), (state, hyper_px))
+        shapes = jax.eval_shape(compute, *one_block)  # traced once: the features' program is large
 
         def one(args):
             s, h, gone = args
             # Diverged pixels get no features: a block of them only is skipped (on CPU, where
             # blocks run one at a time; the batched GPU map evaluates both branches).
-            return lax.cond(jnp.all(gone), lambda: _skipped(shapes, s), lambda: compute(s, h, hyper_scalar))
+            return lax.cond(jnp.all(gone), lambda: _skipped(shapes, s), lambda: compute(s, h))
 
-        blocks = jax.tree_util.tree_map(lambda x: _to_blocks(x, block), (state, hyper_px, diverged))
-        nb = jax.tree_util.tree_leaves(blocks)[0].shape[0]
-        out = lax.map(one, blocks, batch_size=min(batch, nb) if batch else None)
-        return jax.tree_util.tree_map(_from_blocks, out)
+        gone = labels == DIVERGED
+        if block == width:
+            return one((state, hyper_px, gone))
+        blocks = jax.tree_util.tree_map(lambda x: _to_blocks(x, block), (state, hyper_px, gone))
+        return jax.tree_util.tree_map(_from_blocks, lax.map(one, blocks, batch_size=self.batch(width // block)))
+
+    def batch(self, blocks: int) -> int | None:
+        return None  # one block at a time (CPU); `_compiled` sets a batch for GPUs
+
+
+@dataclass(frozen=True)
+class _BatchedEpilogue(OrbitEpilogue):
+    """On a GPU, GPU_FEATURE_PIXELS pixels advance together (one block at a time would idle it)."""
+
+    def batch(self, blocks: int) -> int | None:
+        return min(blocks, max(1, GPU_FEATURE_PIXELS // self.block))
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(epilogue: OrbitEpilogue, devices: tuple):
+    def per_device(state, hyper_px, hyper_scalar, labels):
+        return epilogue(state, {**hyper_scalar, **hyper_px}, labels)
 
     if len(devices) == 1:
         return jax.jit(per_device)
@@ -203,19 +225,29 @@ def _compiled(problem, block: int, devices: tuple, with_features: bool, lanczos_
     def spec(x):
         return PartitionSpec(*([None] * (x.ndim - 1)), "px")
 
-    def sharded(state, hyper_px, hyper_scalar, diverged):
-        shapes = block_shapes(state, hyper_px, hyper_scalar)  # a device's outputs: the block's, pixels last
+    def sharded(state, hyper_px, hyper_scalar, labels):
         specs_in = (
             jax.tree_util.tree_map(spec, state),
             jax.tree_util.tree_map(spec, hyper_px),
             jax.tree_util.tree_map(lambda _: PartitionSpec(), hyper_scalar),
-            spec(diverged),
+            spec(labels),
         )
-        return jax.shard_map(functools.partial(per_device, shapes=shapes), mesh=mesh, in_specs=specs_in,
-                             out_specs=jax.tree_util.tree_map(spec, shapes), check_vma=False)(
-            state, hyper_px, hyper_scalar, diverged)  # fmt: skip
+        one_block = jax.tree_util.tree_map(
+            lambda x: jax.ShapeDtypeStruct((*x.shape[:-1], epilogue.block), x.dtype), (state, hyper_px, labels)
+        )
+        scalars = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), hyper_scalar)
+        shapes = jax.eval_shape(lambda s, h, hs, lab: epilogue(s, {**hs, **h}, lab), *one_block[:2], scalars, one_block[2])
+        return jax.shard_map(per_device, mesh=mesh, in_specs=specs_in, out_specs=jax.tree_util.tree_map(spec, shapes),
+                             check_vma=False)(state, hyper_px, hyper_scalar, labels)  # fmt: skip
 
     return jax.jit(sharded)
+
+
+def tile_epilogue(config, engine_block: int) -> OrbitEpilogue:
+    """The engine's epilogue for a render's tiles: the features and cells of each engine block of
+    `engine_block` pixels, in feature blocks of at most that many."""
+    block = min(engine_block, feature_block(engine_block))
+    return OrbitEpilogue(compiled_form(config.problem), config.render.features, block)
 
 
 def feature_block(engine_block: int) -> int:
@@ -256,10 +288,17 @@ def tile_limits(
     state = jax.tree_util.tree_map(pad, result.state)
     hyper_px = {k: pad(v) for k, v in hyper.items() if np.ndim(v) > 0}
     hyper_scalar = {k: np.asarray(v) for k, v in hyper.items() if np.ndim(v) == 0}
-    gone = result.labels == DIVERGED
-    fn = _compiled(problem, block, devices, with_features, LANCZOS_STEPS)
-    out = jax.tree_util.tree_map(lambda x: np.asarray(x)[..., :n], fn(state, hyper_px, hyper_scalar, pad(gone)))
-    diverged = np.flatnonzero(gone)
+    gpu = devices[0].platform != "cpu"
+    epilogue = (_BatchedEpilogue if gpu else OrbitEpilogue)(compiled_form(problem), with_features, block)
+    out = _compiled(epilogue, devices)(state, hyper_px, hyper_scalar, pad(result.labels.astype(np.int32)))
+    return limits_from(problem, out, result.labels, with_features)
+
+
+def limits_from(problem, out, labels: np.ndarray, with_features: bool) -> TileLimits:
+    """TileLimits of n pixels from the epilogue's outputs (arrays (..., ≥ n)) and their labels."""
+    n = len(labels)
+    out = jax.tree_util.tree_map(lambda x: np.asarray(x)[..., :n], out)
+    diverged = np.flatnonzero(labels == DIVERGED)
     features = None
     if with_features:  # the state's dtype: the caller's float64 image is the one conversion
         features = {name: out["features"][name] for name in feature_names(problem) if name != "attractor"}

@@ -21,18 +21,20 @@ def initial_state(config: Config, coords: dict) -> tuple:
     return config.problem.initial(coords, numpy_dtype(config.gd.dtype))
 
 
-def run_pixels(config: Config, coords: dict, pad_to: int = 0) -> EngineResult:
+def run_pixels(config: Config, coords: dict, pad_to: int = 0, epilogue=None) -> EngineResult:
     """Run the recipe's GD at plane coordinates `coords` (physical values, name → float64 array,
     or (hi, lo) pairs of arrays for a double-double recipe).
 
     Runs on this process's local devices (under jax.distributed, jax.devices() also lists other
-    processes' devices).
+    processes' devices). `epilogue`: see `run_batch`.
     """
     if config.gd.dtype == DOUBLE_DOUBLE:  # once per backend and process (cached)
         check_compensations(jax.local_devices()[0].platform)
     state, hyper = initial_state(config, coords)
     options = engine_options(config)
-    return run_batch(config.problem.kernel, state, hyper, options, devices=jax.local_devices(), pad_to=pad_to)
+    return run_batch(
+        config.problem.kernel, state, hyper, options, devices=jax.local_devices(), pad_to=pad_to, epilogue=epilogue
+    )
 
 
 def plane_coordinates(config: Config, start: int, stop: int) -> dict:

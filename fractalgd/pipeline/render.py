@@ -29,7 +29,7 @@ from fractalgd.core.version import __version__
 from fractalgd.pipeline.analysis import analyze_render
 from fractalgd.pipeline.attractors import Cells, attractor_rows, discovered_labels, find_attractors
 from fractalgd.pipeline.cost import planned_seconds
-from fractalgd.pipeline.features import tile_limits
+from fractalgd.pipeline.features import limits_from, tile_epilogue, tile_limits
 from fractalgd.pipeline.pixels import device_summary, plane_coordinates, run_pixels
 from fractalgd.problems.base import HasScore
 from fractalgd.problems.custom import CustomProblem
@@ -203,10 +203,14 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     names = [n for n in feature_names(problem) if n != "attractor"] if config.render.features else []
     features = {name: np.empty(total) for name in names}
     cells, pixel_cell = Cells(), np.empty(total, np.int32)
+    # The features and cells run in the engine's program, on each block's final state (one
+    # program, no second pass over the states); a double-double run reads them from its float64
+    # rounding in a program of their own.
+    fused = None if config.gd.dtype == DOUBLE_DOUBLE else tile_epilogue(config, config.engine.block or problem.kernel.block)
     for start in range(0, total, tile):
         stop = min(start + tile, total)
         coords = plane_coordinates(config, start, stop)  # double-double: (hi, lo) pairs
-        result = run_pixels(config, coords, pad_to=tile if planned else 0)
+        result = run_pixels(config, coords, pad_to=tile if planned else 0, epilogue=fused)
         labels[start:stop], steps[start:stop] = result.labels, result.steps
         if scores is not None:
             part = problem.score(result.state)
@@ -216,7 +220,10 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
                 scores[start:stop] = part
         executed += result.executed_pixel_steps
         limits_start = time.perf_counter()
-        limits = tile_limits(*readout(config, coords, result), pad_to=tile if planned else 0)
+        if result.finished is not None:
+            limits = limits_from(problem, result.finished, result.labels, config.render.features)
+        else:  # the engine could not run it (GPU, Pallas, double-double)
+            limits = tile_limits(*readout(config, coords, result), pad_to=tile if planned else 0)
         for name in names:
             part = features[name][start:stop]
             part[:] = limits.features[name]

@@ -32,6 +32,8 @@ To add a problem:
 
 from __future__ import annotations
 
+import dataclasses
+
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
@@ -205,12 +207,21 @@ class Kernel(ABC):
 # --- the problem contract -------------------------------------------------------------------------
 
 
+def compiled_form(problem):
+    """`problem` with its `run_values` set to None: the key of (and the problem seen by) programs
+    compiled for it. Traced code that read one of them would fail on None rather than bake in a value."""
+    return dataclasses.replace(problem, **{name: None for name in problem.run_values}) if problem.run_values else problem
+
+
 class Problem(ABC):
     """One recipe's problem: what the plane does not sweep is fixed here (see the module docstring)."""
 
     kind: ClassVar[str]
     defaults: ClassVar[dict]  # the [problem] keys with their defaults (their types are checked)
     default_axes: ClassVar[tuple[str, str]]  # plane.x.param and plane.y.param when not given
+    # Fields that reach compiled code only as `initial`'s hyper arrays (η, λ, …): `compiled_form`
+    # blanks them, so a render at a new η reuses the programs compiled for the last one.
+    run_values: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     @abstractmethod

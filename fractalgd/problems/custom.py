@@ -150,6 +150,7 @@ class CustomProblem(Problem, HasLoss, HasFeatures):
     eta: float
 
     kind = "custom"
+    run_values = ("eta",)
     defaults = {"loss": "", "params": {}, "constants": {}, "minima": [], "min_tol": 1e-3}
     default_axes = ("a", "b")
 

@@ -192,6 +192,7 @@ class DeepProblem(Problem, HasLoss, HasMatrix, HasRank, ProductFeatures):
     plane_init: PlaneInit  # θ = α·pattern (I or G per layer) + a·D1 + b·D2, depth·n² numbers
 
     kind = "deep"
+    run_values = ("eta",)
     defaults = {
         "depth": 3,
         "target": [],

@@ -126,6 +126,7 @@ class DLNProblem(Problem, HasLoss, HasMatrix, HasRank, ProductFeatures):
     dir2: tuple[float, ...]
 
     kind = "dln_sgd"
+    run_values = ("eta", "lam")
     defaults = DEFAULTS
     default_axes = ("eta", "lam")
 

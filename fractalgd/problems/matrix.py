@@ -163,6 +163,7 @@ class MatrixProblem(Problem, HasLoss, HasMatrix, ProductFeatures):
     frame: tuple[tuple[float, ...], ...]  # d×d: column i carries column i of U and V (diagonal families)
 
     kind = "matrix"
+    run_values = ("eta", "lam")
     defaults = {"d": 2, "k": 2, "target": [], "target_diag": [], "lam": 0.0, "init": "diagonal"}
     default_axes = ("u0", "v0")
 

@@ -305,6 +305,7 @@ class MLPProblem(Problem, HasLoss, HasScore, HasFeatures):
     dtype: str = "float32"  # gd.dtype: float64 blocks are half as wide (MLPKernel.block)
 
     kind = "mlp"
+    run_values = ("eta", "offset")
     defaults = {
         "width": 16,
         "activation": "tanh",

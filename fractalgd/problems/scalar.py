@@ -96,6 +96,7 @@ class ScalarProblem(Problem, HasLoss, HasFeatures):
     init: PlaneInit  # θ = (u, v) flat: base + a·D1 + b·D2, u0/v0 set entries 0/1 when d = 1
 
     kind = "scalar"
+    run_values = ("eta", "lam", "y")
     defaults = {"y": 1.0, "lam": 0.0, "dim": 1}
     default_axes = ("u0", "v0")
 

@@ -185,6 +185,7 @@ class SensingProblem(Problem, HasLoss, HasMatrix, HasAlignment, HasFeatures):
     plane_init: PlaneInit  # U₀ = base + α·Ū + a·D1 + b·D2 (n·r' numbers, row-major)
 
     kind = "sensing"
+    run_values = ("eta",)
     defaults = {
         "n": 16,
         "r": 2,
