@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from fractalgd.engine import EngineOptions, run_batch
+from fractalgd.engine import EngineOptions, launch_batch, run_batch
 from fractalgd.engine import xla as engine
 from fractalgd.pipeline import render
 from fractalgd.pipeline.features import tile_epilogue
@@ -53,6 +53,29 @@ def test_state_matches_a_plain_loop_for_undecided_pixels():
         u, v = c * u - eta * r * v, c * v - eta * r * u
     np.testing.assert_allclose(result.state[0], u, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(result.state[1], v, rtol=1e-10, atol=1e-12)
+
+
+def test_batches_in_flight_together_each_get_their_own_result():
+    # A render launches its next tile before reading the last: two launches collected out of
+    # order give exactly what each gives alone.
+    rng = np.random.default_rng(1)
+    kernel = scalar.ScalarKernel(1)
+    opts = EngineOptions(100, check_every=32)
+    runs = []
+    for eta in (0.001, 0.6):
+        hyper = {"eta": np.asarray(eta), "lam": np.asarray(0.05), "y": np.asarray(1.0)}
+        runs.append(((rng.normal(size=(1, 700)), rng.normal(size=(1, 700))), hyper))
+    pending = [launch_batch(kernel, state, hyper, opts) for state, hyper in runs]
+    together = [collect() for collect in reversed(pending)][::-1]
+    for (state, hyper), result in zip(runs, together, strict=True):
+        alone = run_batch(kernel, state, hyper, opts)
+        np.testing.assert_array_equal(result.labels, alone.labels)
+        np.testing.assert_array_equal(result.steps, alone.steps)
+        assert result.executed_pixel_steps == alone.executed_pixel_steps
+        for a, b in zip(result.state, alone.state, strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert np.all(together[0].labels == 0)  # η = 0.001: nothing decides in 100 steps
+    assert np.any(together[1].labels != 0)  # η = 0.6: many do
 
 
 def test_new_parameter_values_do_not_recompile():

@@ -237,14 +237,20 @@ def test_render_directory_has_features_and_attractors_and_analyze_reads_them(tmp
     assert bad.exit_code == 2 and "nope" in bad.output
 
 
-@pytest.mark.parametrize("distinct", [1, 7, 5000])
+@pytest.mark.parametrize("distinct", [1, 7, 16, 17, 5000])  # both sides of FEW_CELLS = 16
 def test_cell_hashes_are_grouped_exactly_as_numpy_unique_groups_them(distinct):
-    from fractalgd.pipeline.attractors import _distinct
+    from fractalgd.pipeline.attractors import _group
 
     rng = np.random.default_rng(distinct)
     values = rng.integers(-(2**62), 2**62, distinct)[rng.integers(0, distinct, 20_000)]
-    for ours, numpys in zip(_distinct(values), np.unique(values, return_inverse=True, return_counts=True), strict=True):
+    close = rng.integers(0, 4, values.size).astype(float)  # many ties: the first of them wins
+    close[rng.random(values.size) < 0.1] = np.inf
+    unique, inverse, counts, first = _group(values, close)
+    for ours, numpys in zip((unique, inverse, counts), np.unique(values, return_inverse=True, return_counts=True), strict=True):
         np.testing.assert_array_equal(ours, numpys)
+    for u in range(len(unique)):
+        mine = np.flatnonzero(values == unique[u])
+        assert first[u] == mine[close[mine] == close[mine].min()][0]
 
 
 def test_blocks_of_diverged_pixels_are_skipped_without_touching_the_others():

@@ -9,13 +9,14 @@ kernel does not lower).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 
 import jax
 
 from fractalgd.core.jaxenv import with_x64
 from fractalgd.engine.options import EngineOptions, EngineResult
-from fractalgd.engine.xla import run_batch_xla
+from fractalgd.engine.xla import launch_batch_xla
 
 _PALLAS_FAILED: set = set()
 
@@ -45,7 +46,17 @@ def _try_pallas(kernel, state0, hyper, opts: EngineOptions, pad_to: int = 0):
 def run_batch(
     kernel, state0, hyper: dict, opts: EngineOptions, devices=None, pad_to: int = 0, epilogue=None
 ) -> EngineResult:
-    """Run GD for every pixel of `state0` (arrays with a trailing pixel axis) on all devices.
+    """`launch_batch(...)()`: run and wait for the result."""
+    return launch_batch(kernel, state0, hyper, opts, devices, pad_to, epilogue)()
+
+
+@with_x64
+def launch_batch(
+    kernel, state0, hyper: dict, opts: EngineOptions, devices=None, pad_to: int = 0, epilogue=None
+) -> Callable[[], EngineResult]:
+    """Start GD for every pixel of `state0` (arrays with a trailing pixel axis) on all devices;
+    returns a function that waits for and returns its EngineResult (the host is free until then:
+    a render prepares its next tile or counts the last one's cells while the devices run).
 
     Args:
       kernel: a problem kernel (prepare / step / decided / label), hashable.
@@ -70,5 +81,5 @@ def run_batch(
     if uses_pallas(opts.backend, devices[0].platform):
         result = _try_pallas(kernel, state0, hyper, opts, pad_to)
         if result is not None:
-            return result
-    return run_batch_xla(kernel, state0, hyper, opts, devices, pad_to, epilogue)
+            return lambda: result
+    return launch_batch_xla(kernel, state0, hyper, opts, devices, pad_to, epilogue)

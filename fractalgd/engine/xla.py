@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +16,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh, PartitionSpec
 
+from fractalgd.core.jaxenv import with_x64
 from fractalgd.engine.blocks import block_runner
 from fractalgd.engine.options import EngineOptions, EngineResult
 
@@ -88,10 +90,10 @@ def default_batch_blocks(devices) -> int:
     return 1 if devices[0].platform == "cpu" else 1 << 30
 
 
-def run_batch_xla(
+def launch_batch_xla(
     kernel, state0, hyper: dict, opts: EngineOptions, devices: tuple, pad_to: int = 0, epilogue=None
-) -> EngineResult:
-    """`run_batch` on the XLA path (opts.block already resolved). The epilogue runs on CPU only,
+) -> Callable[[], EngineResult]:
+    """`launch_batch` on the XLA path (opts.block already resolved). The epilogue runs on CPU only,
     where blocks run one at a time (on GPU all blocks advance together: it would see them all)."""
     leaves = jax.tree_util.tree_leaves(state0)
     n = leaves[0].shape[-1]
@@ -114,12 +116,17 @@ def run_batch_xla(
     fn = _compiled(kernel, opts, devices, batch, epilogue)
     if len(devices) == 1:
         state_p, hyper_px, hyper_scalar = jax.device_put((state_p, hyper_px, hyper_scalar), devices[0])
-    labels, steps, state, t, *finished = fn(state_p, hyper_px, hyper_scalar)
-    labels, steps, t = np.asarray(labels)[:n], np.asarray(steps)[:n], np.asarray(t).astype(np.int64)
-    # Every block but the last real one is full: executed = block·Σ t over full blocks + rest·t_last.
-    real = math.ceil(n / opts.block)
-    executed = int(opts.block * t[: real - 1].sum() + (n - (real - 1) * opts.block) * t[real - 1])
-    # The final state stays on the device (most renders never look at it; features and scores
-    # read it there): no host copy of every pixel's parameters per call.
-    state, finished = jax.tree_util.tree_map(lambda x: x[..., :n] if padded != n else x, (state, finished))
-    return EngineResult(labels, steps, state, executed, finished[0] if finished else None)
+    labels, steps, state, t, *finished = fn(state_p, hyper_px, hyper_scalar)  # dispatched: runs while the caller works
+
+    @with_x64  # the caller may collect outside the x64 scope it launched in
+    def collect() -> EngineResult:
+        labels_n, steps_n, t_n = np.asarray(labels)[:n], np.asarray(steps)[:n], np.asarray(t).astype(np.int64)
+        # Every block but the last real one is full: executed = block·Σ t over full blocks + rest·t_last.
+        real = math.ceil(n / opts.block)
+        executed = int(opts.block * t_n[: real - 1].sum() + (n - (real - 1) * opts.block) * t_n[real - 1])
+        # The final state stays on the device (most renders never look at it; features and scores
+        # read it there): no host copy of every pixel's parameters per call.
+        kept = jax.tree_util.tree_map(lambda x: x[..., :n] if padded != n else x, (state, finished))
+        return EngineResult(labels_n, steps_n, kept[0], executed, kept[1][0] if finished else None)
+
+    return collect

@@ -31,6 +31,7 @@ from fractalgd.problems.custom import MAX_DISCOVERED, CustomProblem
 from fractalgd.problems.features import attractor_tol, flat_theta
 
 MAX_CELLS = 1 << 16  # distinct cells kept; pixels of further cells belong to no attractor
+FEW_CELLS = 16  # cells of a tile grouped one comparison each (see `_group`)
 MAX_SWEEP = 64  # neighbours along the sweep direction compared per cell when merging
 MAX_ATTRACTORS = 64  # attractors listed in meta.json (the largest, by pixels)
 LOSS_TIE = 1e-6
@@ -59,17 +60,8 @@ class Cells:
         member = np.flatnonzero(limits.kind != KIND_NONE)
         if member.size == 0:
             return out
-        hashes = limits.cell[member]
-        unique, inverse, counts = _distinct(hashes)
-        # The most settled pixel of each cell (the first of them on ties), by two scatter-mins
-        # rather than a sort by (cell, closeness).
         close = limits.closeness[member]
-        close = np.where(np.isnan(close), np.inf, close)
-        best = np.full(len(unique), np.inf, close.dtype)
-        np.minimum.at(best, inverse, close)
-        settled = np.flatnonzero(close == best[inverse])
-        first = np.full(len(unique), len(member), np.int64)
-        np.minimum.at(first, inverse[settled], settled)
+        unique, inverse, counts, first = _group(limits.cell[member], np.where(np.isnan(close), np.inf, close))
         leaves, self.treedef = jax.tree_util.tree_flatten(limits.canonical)
         picks = member[first]
         picked = [np.asarray(leaf)[..., picks] for leaf in leaves]  # one gather, a pixel per cell
@@ -105,13 +97,31 @@ class Cells:
         return out
 
 
-def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """np.unique(values, return_inverse=True, return_counts=True) of a 1-d array, by one sort and a
-    binary search: np.unique's inverse takes an argsort, 15× a sort at 10⁵ hashes (there are few cells)."""
-    ordered = np.sort(values)
+def _group(hashes: np.ndarray, close: np.ndarray):
+    """The cells of one tile's member pixels: (unique hashes (sorted), inverse, counts, first),
+    first[u] the index of cell u's most settled pixel (the smallest `close`, the first of them on
+    ties) — np.unique(hashes, return_inverse=True, return_counts=True) plus a per-cell argmin.
+
+    A tile holds few cells as a rule (one per attractor it reaches): up to FEW_CELLS, each is
+    picked out by one comparison over the hashes (linear, no ufunc.at); beyond that by a binary
+    search and two scatter-mins. np.unique's inverse would take an argsort, 15× a sort at 10⁵.
+    """
+    ordered = np.sort(hashes)
     unique = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
-    inverse = np.searchsorted(unique, values)
-    return unique, inverse, np.bincount(inverse, minlength=len(unique))
+    k = len(unique)
+    if k <= FEW_CELLS:
+        inverse, counts, first = np.empty(len(hashes), np.intp), np.empty(k, np.intp), np.empty(k, np.intp)
+        for u, h in enumerate(unique.tolist()):
+            mine = np.flatnonzero(hashes == h)
+            inverse[mine], counts[u], first[u] = u, len(mine), mine[np.argmin(close[mine])]
+        return unique, inverse, counts, first
+    inverse = np.searchsorted(unique, hashes)
+    best = np.full(k, np.inf, close.dtype)
+    np.minimum.at(best, inverse, close)
+    settled = np.flatnonzero(close == best[inverse])
+    first = np.full(k, len(hashes), np.intp)
+    np.minimum.at(first, inverse[settled], settled)
+    return unique, inverse, np.bincount(inverse, minlength=k), first
 
 
 class _Union:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 
 from fractalgd.config import Config
 from fractalgd.core.precision import DOUBLE_DOUBLE, numpy_dtype
-from fractalgd.engine import EngineOptions, EngineResult, run_batch
+from fractalgd.engine import EngineOptions, EngineResult, launch_batch
 from fractalgd.problems.dd import check_compensations
 
 
@@ -22,17 +24,23 @@ def initial_state(config: Config, coords: dict) -> tuple:
 
 
 def run_pixels(config: Config, coords: dict, pad_to: int = 0, epilogue=None) -> EngineResult:
-    """Run the recipe's GD at plane coordinates `coords` (physical values, name → float64 array,
-    or (hi, lo) pairs of arrays for a double-double recipe).
+    """Run the recipe's GD at plane coordinates `coords` and wait for the result (`launch_pixels`)."""
+    return launch_pixels(config, coords, pad_to, epilogue)()
+
+
+def launch_pixels(config: Config, coords: dict, pad_to: int = 0, epilogue=None) -> Callable[[], EngineResult]:
+    """Start the recipe's GD at plane coordinates `coords` (physical values, name → float64 array,
+    or (hi, lo) pairs of arrays for a double-double recipe); returns the function that waits for
+    its EngineResult.
 
     Runs on this process's local devices (under jax.distributed, jax.devices() also lists other
-    processes' devices). `epilogue`: see `run_batch`.
+    processes' devices). `epilogue`: see `fractalgd.engine.launch_batch`.
     """
     if config.gd.dtype == DOUBLE_DOUBLE:  # once per backend and process (cached)
         check_compensations(jax.local_devices()[0].platform)
     state, hyper = initial_state(config, coords)
     options = engine_options(config)
-    return run_batch(
+    return launch_batch(
         config.problem.kernel, state, hyper, options, devices=jax.local_devices(), pad_to=pad_to, epilogue=epilogue
     )
 

@@ -30,7 +30,7 @@ from fractalgd.pipeline.analysis import analyze_render
 from fractalgd.pipeline.attractors import Cells, attractor_rows, discovered_labels, find_attractors
 from fractalgd.pipeline.cost import planned_seconds
 from fractalgd.pipeline.features import limits_from, tile_epilogue, tile_limits
-from fractalgd.pipeline.pixels import device_summary, plane_coordinates, run_pixels
+from fractalgd.pipeline.pixels import device_summary, launch_pixels, plane_coordinates
 from fractalgd.problems.base import HasScore
 from fractalgd.problems.custom import CustomProblem
 from fractalgd.problems.dd import float_problem
@@ -207,10 +207,18 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     # program, no second pass over the states); a double-double run reads them from its float64
     # rounding in a program of their own.
     fused = None if config.gd.dtype == DOUBLE_DOUBLE else tile_epilogue(config, config.engine.block or problem.kernel.block)
-    for start in range(0, total, tile):
+
+    def launch(start: int):
         stop = min(start + tile, total)
         coords = plane_coordinates(config, start, stop)  # double-double: (hi, lo) pairs
-        result = run_pixels(config, coords, pad_to=tile if planned else 0, epilogue=fused)
+        return stop, coords, launch_pixels(config, coords, pad_to=tile if planned else 0, epilogue=fused)
+
+    upcoming = launch(0)
+    for start in range(0, total, tile):
+        stop, coords, pending = upcoming
+        if stop < total:  # the devices run the next tile while the host reads this one
+            upcoming = launch(stop)
+        result = pending()
         labels[start:stop], steps[start:stop] = result.labels, result.steps
         if scores is not None:
             part = problem.score(result.state)
@@ -247,7 +255,8 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     counts = np.bincount(labels.ravel(), minlength=len(class_names))
     meta = render_meta(config, counts, elapsed, executed, class_names)
     meta["features"] = list(features) if config.render.features else None
-    meta["features_s"] = round(limits_seconds, 4)  # features and attractors, within elapsed_s
+    # Host time on features and attractors, within elapsed_s (their device time is in the engine's call where it ran them)
+    meta["features_s"] = round(limits_seconds, 4)
     meta["attractors"] = attractors.table
     meta["attractors_found"] = attractors.total
     if config.analysis is not None and config.analysis.enabled:  # [analysis]: results go into meta.json

@@ -33,7 +33,6 @@ To add a problem:
 from __future__ import annotations
 
 import dataclasses
-
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
