@@ -35,6 +35,21 @@ def test_distance_to_the_quadric_matches_brute_force(y):
     np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.parametrize("y", [1.0, -0.7])
+def test_distance_from_on_and_next_to_the_lines_u_equals_plus_minus_v(y):
+    """Points on u = ±v (a or b is 0: the root sits at μ = ±1, where the nearest point's formula
+    is 0/0) and up to 1e-12 off them (1 ± μ below float64's resolution), where the flip orbits
+    of P1 lie: the distance still matches brute force."""
+    rng = np.random.default_rng(5)
+    base = rng.uniform(-3, 3, 12)
+    points = [(t + eps, sign * t) for t in base for sign in (1, -1) for eps in (0.0, 1e-12, 1e-9, 1e-5)]
+    points = np.array([*points, (0.0, 0.0)])
+    with x64():
+        got = np.asarray(minimizer_distance(points[:, :1].T, points[:, 1:].T, y, 0.0))
+    want = np.array([_nearest_on_hyperbola(u, v, y) for u, v in points])
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9)
+
+
 def test_distance_with_ridge_is_to_the_two_isolated_minimizers():
     """λ > 0, y > 0: the minimizers are ±(√m, √m), m = y − λ; a block mixing λ = 0 and λ > 0
     pixels takes each pixel's own branch."""

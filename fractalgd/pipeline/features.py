@@ -60,14 +60,13 @@ FEATURE_BLOCKS, MAX_FEATURE_BLOCK, MATRIX_FEATURE_BLOCK = 8, 4096, 64
 class TileLimits:
     """Per pixel of one engine call: features, the orbit's kind, its attractor cell, its canonical state."""
 
-    # name → (n,) in the state's float dtype, NaN where undefined except at `diverged` (None: switched off)
+    # name → (n,) in the state's float dtype, NaN where undefined (None: switched off)
     features: dict[str, np.ndarray] | None
     kind: np.ndarray  # (n,) int8: KIND_NONE, KIND_FIXED, KIND_PERIOD2, KIND_PERIOD4
     cell: np.ndarray  # (n,) int64: hash of the attractor cell (meaningful where kind > 0)
     closeness: np.ndarray  # (n,): ‖θ_{c+1} − θ_c‖ / (1 + ‖θ_c‖), how settled the pixel is
     loss: np.ndarray  # (n,) at θ_c (NaN without a loss, or with features off)
     canonical: tuple  # the canonical state θ_c, the engine's state structure, leaves (..., n)
-    diverged: np.ndarray  # indices of the pixels the engine labelled diverged: their features are NaN
 
 
 def _directions(size: int, dtype) -> np.ndarray:
@@ -93,8 +92,9 @@ def _select(index, options):
     return out
 
 
-def orbit_limits(problem, state, hyper, with_features: bool, lanczos_steps: int = LANCZOS_STEPS):
-    """The traced function of a block (see the module docstring): pixels-last arrays in and out."""
+def orbit_limits(problem, state, hyper, with_features: bool, lanczos_steps: int = LANCZOS_STEPS, gone=None):
+    """The traced function of a block (see the module docstring): pixels-last arrays in and out.
+    `gone`: the pixels the engine labelled diverged (kind none, NaN features, whatever θ_e is)."""
     kernel = problem.kernel
     coeffs = kernel.prepare(hyper)
     states = [state]
@@ -117,6 +117,8 @@ def orbit_limits(problem, state, hyper, with_features: bool, lanczos_steps: int 
     step = jnp.sqrt(tree_dot(delta, delta))
     norm = tree_dot(theta_c, theta_c)
     finite = jnp.isfinite(norm) & (norm <= DIVERGENCE_BOUND) & ~diverged
+    if gone is not None:
+        finite &= ~gone
     out = {"kind": jnp.where(finite, kind, KIND_NONE).astype(jnp.int8)}
     if with_features:
         feats = point_features(problem, state_c, hyper, lanczos_steps)
@@ -159,7 +161,7 @@ def _cell_hash(problem, states, kind):
 def _skipped(shapes, state):
     """What a block whose pixels the engine all labelled diverged gets instead of `orbit_limits`
     (of output `shapes`): kind none, cell 0, NaN numbers, the state as its own canonical point.
-    None of it is read: tile_limits marks these pixels diverged."""
+    Their features are NaN and their kind none, as `orbit_limits` gives the engine's diverged pixels."""
     fill = {"kind": KIND_NONE, "cell": 0}
     out = {k: jax.tree_util.tree_map(lambda sd, k=k: jnp.full(sd.shape, fill.get(k, jnp.nan), sd.dtype), v)
            for k, v in shapes.items() if k != "canonical"}  # fmt: skip
@@ -183,17 +185,19 @@ class OrbitEpilogue:
         hyper_scalar = {k: v for k, v in hyper.items() if jnp.ndim(v) == 0}
         block = self.block if width % self.block == 0 else width
 
-        def compute(s, h):
-            return orbit_limits(self.problem, s, {**hyper_scalar, **h}, self.with_features, self.lanczos_steps)
+        def compute(s, h, g):
+            return orbit_limits(self.problem, s, {**hyper_scalar, **h}, self.with_features, self.lanczos_steps, g)
 
-        one_block = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct((*x.shape[:-1], block), x.dtype), (state, hyper_px))
+        one_block = jax.tree_util.tree_map(
+            lambda x: jax.ShapeDtypeStruct((*x.shape[:-1], block), x.dtype), (state, hyper_px, labels == DIVERGED)
+        )
         shapes = jax.eval_shape(compute, *one_block)  # traced once: the features' program is large
 
         def one(args):
             s, h, gone = args
             # Diverged pixels get no features: a block of them only is skipped (on CPU, where
             # blocks run one at a time; the batched GPU map evaluates both branches).
-            return lax.cond(jnp.all(gone), lambda: _skipped(shapes, s), lambda: compute(s, h))
+            return lax.cond(jnp.all(gone), lambda: _skipped(shapes, s), lambda: compute(s, h, gone))
 
         gone = labels == DIVERGED
         if block == width:
@@ -291,17 +295,13 @@ def tile_limits(
     gpu = devices[0].platform != "cpu"
     epilogue = (_BatchedEpilogue if gpu else OrbitEpilogue)(compiled_form(problem), with_features, block)
     out = _compiled(epilogue, devices)(state, hyper_px, hyper_scalar, pad(result.labels.astype(np.int32)))
-    return limits_from(problem, out, result.labels, with_features)
+    return limits_from(problem, out, n, with_features)
 
 
-def limits_from(problem, out, labels: np.ndarray, with_features: bool) -> TileLimits:
-    """TileLimits of n pixels from the epilogue's outputs (arrays (..., ≥ n)) and their labels."""
-    n = len(labels)
+def limits_from(problem, out, n: int, with_features: bool) -> TileLimits:
+    """TileLimits of the first n pixels of the epilogue's outputs (arrays (..., ≥ n))."""
     out = jax.tree_util.tree_map(lambda x: np.asarray(x)[..., :n], out)
-    diverged = np.flatnonzero(labels == DIVERGED)
     features = None
     if with_features:  # the state's dtype: the caller's float64 image is the one conversion
         features = {name: out["features"][name] for name in feature_names(problem) if name != "attractor"}
-    kind = out["kind"].copy()
-    kind[diverged] = KIND_NONE
-    return TileLimits(features, kind, out["cell"], out["closeness"], out["loss"], out["canonical"], diverged)
+    return TileLimits(features, out["kind"], out["cell"], out["closeness"], out["loss"], out["canonical"])

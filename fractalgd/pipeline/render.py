@@ -229,13 +229,11 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
         executed += result.executed_pixel_steps
         limits_start = time.perf_counter()
         if result.finished is not None:
-            limits = limits_from(problem, result.finished, result.labels, config.render.features)
+            limits = limits_from(problem, result.finished, stop - start, config.render.features)
         else:  # the engine could not run it (GPU, Pallas, double-double)
             limits = tile_limits(*readout(config, coords, result), pad_to=tile if planned else 0)
-        for name in names:
-            part = features[name][start:stop]
-            part[:] = limits.features[name]
-            part[limits.diverged] = np.nan
+        for name in names:  # NaN where undefined, the engine's diverged pixels included
+            features[name][start:stop] = limits.features[name]
         pixel_cell[start:stop] = cells.add(limits, result.labels, start)
         limits_seconds += time.perf_counter() - limits_start
         if progress is not None:

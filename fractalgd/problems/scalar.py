@@ -177,38 +177,46 @@ def minimizer_distance(u, v, y, lam, iterations: int = 60):
 
     λ = 0: the minimizers are the quadric uᵀv = y. With a = u + v, b = u − v the nearest point is
     (a/(1 + μ), b/(1 − μ)) for the root μ ∈ (−1, 1) of ‖a‖²/(1 + μ)² − ‖b‖²/(1 − μ)² = 4y (the
-    left side decreases in μ; found by bisection), at squared distance
-    ½(‖a‖²μ²/(1 + μ)² + ‖b‖²μ²/(1 − μ)²).
+    left side decreases in μ; found by bisection, the root at ±1 itself where a or b is 0 and
+    the equation has none inside), at squared distance ½(‖a‖²μ²/(1 + μ)² + ‖b‖²μ²/(1 − μ)²).
     λ > 0: the minimizers are u = ±v (the sign of y) with ‖u‖² = m = |y| − λ, at squared distance
     2(‖w₊‖/2 − √m)² + ½‖w₋‖² (w₊ = u ± v, w₋ = u ∓ v); for m ≤ 0 the minimizer is 0.
     (Newton steps after fewer halvings were tried: roots within ~1e-8 of ±1, where ‖a‖ or ‖b‖
-    is tiny, converge only linearly from a coarse bracket, so all 60 halvings stay.)
+    is tiny, converge only linearly from a coarse bracket, so all 60 halvings stay; they cost
+    little as a division-free test on one carried array.)
     """
     a, b = u + v, u - v
     aa, bb = _dot(a, a).astype(jnp.float64), _dot(b, b).astype(jnp.float64)  # the root may sit next to ±1
     y, lam = jnp.asarray(y, jnp.float64), jnp.asarray(lam, jnp.float64)
 
-    def f(mu):
-        return aa / (1 + mu) ** 2 - bb / (1 - mu) ** 2 - 4 * y
+    def above(mu):
+        """The root lies above μ: f(μ) > 0 with f = ‖a‖²/(1 + μ)² − ‖b‖²/(1 − μ)² − 4y, times
+        (1 + μ)²(1 − μ)² > 0 (no division)."""
+        p, q = (1 + mu) ** 2, (1 - mu) ** 2
+        return aa * q - bb * p - 4 * y * (p * q) > 0
 
-    def bisect(_, bounds):
-        lo, hi = bounds
-        mid = 0.5 * (lo + hi)
-        right = f(mid) > 0  # the root lies above mid
-        return jnp.where(right, mid, lo), jnp.where(right, hi, mid)
+    def bisect(k, lo):
+        # The bracket [lo, lo + 2^(1−k)] has a known width, so lo is the one carried array:
+        # XLA:CPU writes each carried array with a fusion of its own, each evaluating the test.
+        mid = lo + jnp.exp2(-k.astype(jnp.float64))
+        return jnp.where(above(mid), mid, lo)
 
     def root():
-        one = jnp.ones_like(aa)
-        lo, hi = lax.fori_loop(0, iterations, bisect, (-one, one))
-        return 0.5 * (lo + hi)
+        return lax.fori_loop(0, iterations, bisect, -jnp.ones_like(aa)) + 2.0**-iterations
 
     # The root is the bulk of the features' cost: a block with λ > 0 everywhere skips it.
     mu = lax.cond(jnp.all(lam > 0), lambda: jnp.zeros_like(aa), root)
 
-    def term(sq, gap):  # sq·(μ/gap)², 0 where sq = 0 (a coordinate the nearest point keeps)
-        return jnp.where(sq > 0, sq * (mu / jnp.where(gap > 0, gap, 1.0)) ** 2, 0.0)
-
-    flat = 0.5 * (term(aa, 1 + mu) + term(bb, 1 - mu))
+    # The nearest point's parts have squared norms A′ = ‖a‖²/(1 + μ)² and B′ = ‖b‖²/(1 − μ)², with
+    # A′ − B′ = 4y at the root, and the squared distance is ½μ²(A′ + B′). Near μ = −1 (points
+    # near u = −v) the gap 1 + μ keeps no precision in float64, and on the line it is 0/0: A′
+    # comes from the constraint there; near μ = 1 likewise B′. Each gap read is ≥ 1.
+    left = mu < 0
+    b_left = bb / jnp.where(left, 1 - mu, 1.0) ** 2
+    a_right = aa / jnp.where(left, 1.0, 1 + mu) ** 2
+    a_sq = jnp.where(left, b_left + 4 * y, a_right)
+    b_sq = jnp.where(left, b_left, a_right - 4 * y)
+    flat = 0.5 * mu * mu * (jnp.maximum(a_sq, 0.0) + jnp.maximum(b_sq, 0.0))
     m = jnp.abs(y) - lam
     plus, minus = jnp.where(y >= 0, aa, bb), jnp.where(y >= 0, bb, aa)
     ridge = 2 * (jnp.sqrt(plus) / 2 - jnp.sqrt(jnp.maximum(m, 0.0))) ** 2 + 0.5 * minus
