@@ -182,13 +182,13 @@ class Interrupt(Exception):
 
 def counting_engine(monkeypatch):
     calls = []
-    real = pixels.run_batch
+    real = pixels.launch_batch
 
-    def run_batch(*args, **kwargs):
+    def launch_batch(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pixels, "run_batch", run_batch)
+    monkeypatch.setattr(pixels, "launch_batch", launch_batch)
     return calls
 
 
