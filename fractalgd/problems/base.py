@@ -163,6 +163,9 @@ class Kernel(ABC):
     block: ClassVar[int] = 512  # pixels per early-exit block (2 numbers a pixel like wide blocks)
     final_periods: ClassVar[int] = MAX_FINAL_PERIOD  # periods tested at T by `final_label` (0: none)
     max_unroll: ClassVar[int] = 0  # cap on the engine's step unroll (0: none); unrolling never changes a label
+    # The engine carries the float leaves as the rows of one array (`engine.blocks._rows_packing`)
+    # rather than in complex pairs: for states of more than two leaves, where measured faster.
+    carry_as_rows: ClassVar[bool] = False
 
     def prepare(self, hyper: dict) -> dict:
         """Per-block coefficients from the hyperparameters (arrays of shape () or (pixels,))."""
