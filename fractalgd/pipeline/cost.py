@@ -3,11 +3,13 @@
 `estimate(config)` sizes one pixel's state from the problem itself (its `initial` on one pixel),
 so every problem is covered. The bounds it is checked against (`check`):
 
-- in-core renders hold labels (1 B), steps (4 B) and a score (8 B) per pixel plus one engine
-  tile's coordinates, state and results; they must fit in 80 % of the memory available now;
+- in-core renders hold labels (1 B), steps (4 B), a score (8 B) and the features (8 B each) per
+  pixel plus the engine tiles' coordinates, state and results; they must fit in 80 % of the
+  memory available now;
 - out-of-core (tiled) renders hold one tile at a time but write ≈ 13 B a pixel (tile files,
   PNG tiles, the assembled arrays) and must fit in 90 % of the free disk at the output;
-- an engine call holds (history + 4) copies of its tile's state on the device.
+- an engine call holds (history + 4) copies of its tile's state on the device, and its
+  features; an in-core render has two calls in flight (the next tile runs while the last is read).
 
 Time is an upper bound: every pixel for every step at the rate of a short calibration run
 (early exit only makes it faster); `calibrate=False` skips the calibration.
@@ -29,11 +31,13 @@ from fractalgd.core.errors import CostError
 from fractalgd.core.jaxenv import with_x64
 from fractalgd.core.precision import numpy_dtype
 from fractalgd.pipeline.pixels import initial_state, plane_coordinates, run_pixels
+from fractalgd.problems.features import feature_names
 
 AUTO_PIXELS = 4096 * 4096  # above this, `[engine] out_of_core = "auto"` renders tiled
 MEMORY_SHARE = 0.8  # of the memory available now
 DISK_SHARE = 0.9  # of the free disk at the output
 IN_CORE_BYTES = 1 + 4 + 8  # labels, steps, score per pixel
+FEATURE_BYTES = 128  # the features, kind, cell and closeness of one pixel (≤ 16 numbers, float64)
 TILED_DISK_BYTES = 13  # tile files (5) + PNG tiles (≤ 3) + assembled labels/steps (5) per pixel
 IN_CORE_DISK_BYTES = 8  # labels, steps and the PNG per pixel
 CALIBRATION_PIXELS = 256
@@ -111,10 +115,14 @@ def estimate(config: Config, tiled: bool | None = None, calibrate: bool = True) 
     per_pixel = state_bytes(config)
     batch = min(config.engine.tile, config.engine.disk_tile**2 if tiled else pixels, pixels)
     copies = config.problem.kernel.history + 4  # carry, history, packing and the result
-    device = batch * per_pixel * copies
-    # One engine call's coordinates (float64), state and results on the host, plus the image arrays.
-    host = batch * (16 + per_pixel * 2 + 5)
-    host += (config.engine.disk_tile**2 * 2 * 5) if tiled else pixels * IN_CORE_BYTES
+    # An in-core render launches its next tile before reading the last: two engine calls at
+    # once, each with its features (a canonical state and ≤ 16 numbers a pixel).
+    in_flight = 1 if tiled else 2
+    device = in_flight * batch * (per_pixel * (copies + 1) + FEATURE_BYTES)
+    # The engine calls' coordinates (float64), state and results on the host, plus the image arrays.
+    host = in_flight * batch * (16 + per_pixel * 2 + 5 + FEATURE_BYTES)
+    image = IN_CORE_BYTES + (8 * len(feature_names(config.problem)) if config.render.features else 0)  # float64 features
+    host += (config.engine.disk_tile**2 * 2 * 5) if tiled else pixels * image
     disk = pixels * (TILED_DISK_BYTES if tiled else IN_CORE_DISK_BYTES)
     nominal = pixels * config.gd.steps
     seconds = rate = None
