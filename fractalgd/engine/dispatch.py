@@ -67,8 +67,9 @@ def launch_batch(
       pad_to: run at least this many pixels (copies of the last one, not counted or returned), so
         a short last tile reuses the executable compiled for the full ones.
       epilogue: a hashable function (state, hyper, labels) → arrays (..., block), run on each
-        block's final state right after the block stops, while it is in cache; its outputs come
-        back as `EngineResult.finished`. It runs on the XLA path with one block at a time (CPU);
+        block's final state right after the block stops, while it is in cache, with a method
+        `shapes(state, hyper, labels, width)` giving its output shapes (for the devices' output
+        specs without another trace); its outputs come back as `EngineResult.finished`. It runs on the XLA path with one block at a time (CPU);
         elsewhere `finished` is None and the caller computes the same from `state`.
     """
     devices = tuple(devices or jax.local_devices())

@@ -32,14 +32,6 @@ def _from_blocks(x):
     return x.reshape(*x.shape[:-2], -1)
 
 
-def _epilogue_shapes(epilogue, state0, hyper_px, hyper_scalar, block: int):
-    """The output shapes of `epilogue` on one block (pixels last)."""
-    one_block = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct((*x.shape[:-1], block), x.dtype), (state0, hyper_px))
-    scalars = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), hyper_scalar)
-    labels = jax.ShapeDtypeStruct((block,), jnp.int32)
-    return jax.eval_shape(lambda s, h, hs, lab: epilogue(s, {**hs, **h}, lab), *one_block, scalars, labels)
-
-
 @functools.lru_cache(maxsize=64)
 def _compiled(kernel, opts: EngineOptions, devices: tuple, batch_blocks: int, epilogue=None):
     def per_device(state0, hyper_px, hyper_scalar):
@@ -75,7 +67,8 @@ def _compiled(kernel, opts: EngineOptions, devices: tuple, batch_blocks: int, ep
         )
         specs_out = (PartitionSpec("px"), PartitionSpec("px"), specs_in[0], PartitionSpec("px"))
         if epilogue is not None:
-            shapes = _epilogue_shapes(epilogue, state0, hyper_px, hyper_scalar, opts.block)
+            labels = jax.ShapeDtypeStruct((opts.block,), jnp.int32)
+            shapes = epilogue.shapes(state0, {**hyper_scalar, **hyper_px}, labels, width=opts.block)
             specs_out = (*specs_out, jax.tree_util.tree_map(pixel_spec, shapes))
         return jax.shard_map(per_device, mesh=mesh, in_specs=specs_in, out_specs=specs_out, check_vma=False)(
             state0, hyper_px, hyper_scalar

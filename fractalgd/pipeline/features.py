@@ -168,6 +168,17 @@ def _skipped(shapes, state):
     return {**out, "canonical": state}
 
 
+@functools.lru_cache(maxsize=64)
+def _block_shapes(epilogue, treedef, structs: tuple):
+    """The shapes of `orbit_limits` on one block of the given input structure (see `OrbitEpilogue.shapes`)."""
+    state, hyper, labels = jax.tree_util.tree_unflatten(treedef, list(structs))
+
+    def compute(s, h, lab):
+        return orbit_limits(epilogue.problem, s, h, epilogue.with_features, epilogue.lanczos_steps, lab == DIVERGED)
+
+    return jax.eval_shape(compute, state, hyper, labels)
+
+
 @dataclass(frozen=True)
 class OrbitEpilogue:
     """`orbit_limits` of a block of pixels, `block` at a time: the per-block function of the
@@ -183,27 +194,41 @@ class OrbitEpilogue:
         width = jax.tree_util.tree_leaves(state)[0].shape[-1]
         hyper_px = {k: v for k, v in hyper.items() if jnp.ndim(v) > 0}
         hyper_scalar = {k: v for k, v in hyper.items() if jnp.ndim(v) == 0}
-        block = self.block if width % self.block == 0 else width
-
-        def compute(s, h, g):
-            return orbit_limits(self.problem, s, {**hyper_scalar, **h}, self.with_features, self.lanczos_steps, g)
-
-        one_block = jax.tree_util.tree_map(
-            lambda x: jax.ShapeDtypeStruct((*x.shape[:-1], block), x.dtype), (state, hyper_px, labels == DIVERGED)
-        )
-        shapes = jax.eval_shape(compute, *one_block)  # traced once: the features' program is large
+        block = self._sub_block(width)
+        shapes = self.shapes(state, hyper, labels, width=block)
 
         def one(args):
             s, h, gone = args
+
+            def compute():
+                return orbit_limits(self.problem, s, {**hyper_scalar, **h}, self.with_features, self.lanczos_steps, gone)
+
             # Diverged pixels get no features: a block of them only is skipped (on CPU, where
             # blocks run one at a time; the batched GPU map evaluates both branches).
-            return lax.cond(jnp.all(gone), lambda: _skipped(shapes, s), lambda: compute(s, h, gone))
+            return lax.cond(jnp.all(gone), lambda: _skipped(shapes, s), compute)
 
         gone = labels == DIVERGED
         if block == width:
             return one((state, hyper_px, gone))
         blocks = jax.tree_util.tree_map(lambda x: _to_blocks(x, block), (state, hyper_px, gone))
         return jax.tree_util.tree_map(_from_blocks, lax.map(one, blocks, batch_size=self.batch(width // block)))
+
+    def _sub_block(self, width: int) -> int:
+        return self.block if width % self.block == 0 else width
+
+    def shapes(self, state, hyper, labels, width: int | None = None):
+        """The output shapes (ShapeDtypeStructs, pixels last) for inputs shaped like these, over
+        `width` pixels (default: theirs). The features program is large: it is traced for its
+        shapes once per input structure (`_block_shapes`), not at every use."""
+        width = width or jax.tree_util.tree_leaves(state)[0].shape[-1]
+        block = self._sub_block(width)
+
+        def struct(x, last):
+            return jax.ShapeDtypeStruct((*jnp.shape(x)[:-1], last) if jnp.ndim(x) else (), x.dtype)
+
+        leaves, treedef = jax.tree_util.tree_flatten((state, hyper, labels))
+        per_block = _block_shapes(self, treedef, tuple(struct(x, block) for x in leaves))
+        return jax.tree_util.tree_map(lambda sd: jax.ShapeDtypeStruct((*sd.shape[:-1], width), sd.dtype), per_block)
 
     def batch(self, blocks: int) -> int | None:
         return None  # one block at a time (CPU); `_compiled` sets a batch for GPUs
@@ -236,11 +261,7 @@ def _compiled(epilogue: OrbitEpilogue, devices: tuple):
             jax.tree_util.tree_map(lambda _: PartitionSpec(), hyper_scalar),
             spec(labels),
         )
-        one_block = jax.tree_util.tree_map(
-            lambda x: jax.ShapeDtypeStruct((*x.shape[:-1], epilogue.block), x.dtype), (state, hyper_px, labels)
-        )
-        scalars = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), hyper_scalar)
-        shapes = jax.eval_shape(lambda s, h, hs, lab: epilogue(s, {**hs, **h}, lab), *one_block[:2], scalars, one_block[2])
+        shapes = epilogue.shapes(state, {**hyper_scalar, **hyper_px}, labels, width=epilogue.block)  # a device's: pixels last
         return jax.shard_map(per_device, mesh=mesh, in_specs=specs_in, out_specs=jax.tree_util.tree_map(spec, shapes),
                              check_vma=False)(state, hyper_px, hyper_scalar, labels)  # fmt: skip
 
