@@ -2,8 +2,9 @@
 
 The engine returns each pixel's state θ_e at the end of its block (e ≥ the pixel's decision step;
 e = T for pixels undecided at T: a block stops only once all its pixels are decided). From it,
-one jitted, vectorized function (pixels last, sharded over the devices and walked in blocks like
-the engine) runs the orbit θ_e, …, θ_{e+4} and returns per pixel:
+one vectorized function (`OrbitEpilogue`, pixels last: in a render on CPU the engine's epilogue,
+run on each block as it stops; elsewhere a program of its own, sharded over the devices and
+walked in blocks like the engine) runs the orbit θ_e, …, θ_{e+4} and returns per pixel:
 
 - `kind`: the orbit's own verdict at θ_{e+4} (the engine's period tests): 1 fixed point, 2 or 4
   a cycle of that period, 0 neither;

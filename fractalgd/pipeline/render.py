@@ -1,12 +1,13 @@
 """Recipe → labels: the plane is cut into tiles, each tile's pixels go through the engine.
 
 `render(config)` is the library call behind `fractalgd render`; it returns arrays and metadata
-and touches no files (`fractalgd.output.save_render` writes them). After the engine, each tile's
-final states go through `pipeline.features` on the device (limit features, unless `[render]
-features = false`, and the attractor cells), and after the last tile the cells become the
-attractor table (`pipeline.attractors`): meta.json's "attractors"; a custom loss without `minima`
-names its converged pixels after them (min0, min1, …), so its class names are known only then
-(`RenderResult.class_names`, meta.json's "class_names").
+and touches no files (`fractalgd.output.save_render` writes them). Each tile's final states go
+through `pipeline.features` on the device (limit features, unless `[render] features = false`,
+and the attractor cells) — inside the engine's program, as each block stops, where the engine
+can run it — and the next tile is launched before the host reads the last. After the last tile
+the cells become the attractor table (`pipeline.attractors`): meta.json's "attractors"; a custom
+loss without `minima` names its converged pixels after them (min0, min1, …), so its class names
+are known only then (`RenderResult.class_names`, meta.json's "class_names").
 """
 
 from __future__ import annotations
@@ -253,7 +254,8 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     counts = np.bincount(labels.ravel(), minlength=len(class_names))
     meta = render_meta(config, counts, elapsed, executed, class_names)
     meta["features"] = list(features) if config.render.features else None
-    # Host time on features and attractors, within elapsed_s (their device time is in the engine's call where it ran them)
+    # Host time on features and attractors, within elapsed_s (their device time is within the
+    # engine's call where the engine ran them)
     meta["features_s"] = round(limits_seconds, 4)
     meta["attractors"] = attractors.table
     meta["attractors_found"] = attractors.total
