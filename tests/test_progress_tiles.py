@@ -8,7 +8,7 @@ import pytest
 from fractalgd.config import config_from_dict
 from fractalgd.engine import EngineOptions, run_batch
 from fractalgd.pipeline import cost, render
-from fractalgd.pipeline.render import PROGRESS_SECONDS, tile_pixels
+from fractalgd.pipeline.cost import PROGRESS_SECONDS, tile_pixels
 
 
 def p1(resolution, **engine):

@@ -11,12 +11,14 @@ so every problem is covered. The bounds it is checked against (`check`):
 - an engine call holds (history + 4) copies of its tile's state on the device, and its
   features; an in-core render has two calls in flight (the next tile runs while the last is read).
 
-Time is an upper bound: every pixel for every step at the rate of a short calibration run
-(early exit only makes it faster); `calibrate=False` skips the calibration.
+Time is an upper bound on the engine's time: every pixel for every step at the rate of a short
+calibration run (early exit only makes it faster; the limit features are not included);
+`calibrate=False` skips the calibration.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -40,7 +42,9 @@ IN_CORE_BYTES = 1 + 4 + 8  # labels, steps, score per pixel
 FEATURE_BYTES = 128  # the features, kind, cell and closeness of one pixel (≤ 16 numbers, float64)
 TILED_DISK_BYTES = 13  # tile files (5) + PNG tiles (≤ 3) + assembled labels/steps (5) per pixel
 IN_CORE_DISK_BYTES = 8  # labels, steps and the PNG per pixel
-CALIBRATION_PIXELS = 256
+CALIBRATION_PIXELS = 256  # at least
+MAX_CALIBRATION_PIXELS = 1 << 16
+CALIBRATION_SECONDS = 0.2  # planned work of the calibration run
 # A device's sustained rate on our fused kernels, for planning (tile sizes, the first line of a
 # long run): 2-core CPU renders measured 0.5–1·10¹¹ FLOP/s on two devices (P1 dense, the mlp).
 PLANNING_FLOPS_PER_DEVICE = {"cpu": 5e10, "gpu": 2e13, "tpu": 2e13}
@@ -57,7 +61,7 @@ class Cost:
     device_bytes: int  # one engine call
     host_bytes: int
     disk_bytes: int
-    seconds: float | None  # upper bound from a calibration run, None if not calibrated
+    seconds: float | None  # the engine's time, an upper bound from a calibration run (None: not calibrated)
     pixel_steps_per_s: float | None
 
     def to_dict(self) -> dict:
@@ -71,7 +75,8 @@ class Cost:
             f"disk {_bytes(self.disk_bytes)}",
         ]
         if self.seconds is not None:
-            parts.append(f"≤ {_duration(self.seconds)} on this device ({self.pixel_steps_per_s:.3g} pixel-steps/s)")
+            rate = f"{self.pixel_steps_per_s:.3g} pixel-steps/s"
+            parts.append(f"engine ≤ {_duration(self.seconds)} on this device ({rate}; limit features not included)")
         return "; ".join(parts)
 
 
@@ -113,7 +118,7 @@ def estimate(config: Config, tiled: bool | None = None, calibrate: bool = True) 
     tiled = use_tiled(config) if tiled is None else tiled
     pixels = config.plane.size
     per_pixel = state_bytes(config)
-    batch = min(config.engine.tile, config.engine.disk_tile**2 if tiled else pixels, pixels)
+    batch = min(config.engine.disk_tile**2, config.engine.tile, pixels) if tiled else tile_pixels(config)
     copies = config.problem.kernel.history + 4  # carry, history, packing and the result
     # An in-core render launches its next tile before reading the last: two engine calls at
     # once, each with its features (a canonical state and ≤ 16 numbers a pixel).
@@ -169,10 +174,30 @@ def planned_seconds(config: Config, pixels: int | None = None) -> float:
     return step_flops(config, compiled=False) * pixels * config.gd.steps / rate
 
 
+PROGRESS_SECONDS = 1.5  # aim for a progress update at least every ~2 s
+
+
+def tile_pixels(config: Config) -> int:
+    """Pixels per engine call: `[engine] tile` at most, fewer where that would take over ~2 s.
+
+    Tiles are whole blocks on every device and all of one size (the last is padded), so a render
+    compiles once and no label depends on the tiling. The time per tile is planned from XLA's
+    FLOP count of the step at a nominal device rate, before anything runs.
+    """
+    total = config.plane.size
+    unit = (config.engine.block or config.problem.kernel.block) * len(jax.local_devices())
+    calls = max(math.ceil(total / config.engine.tile), math.ceil(planned_seconds(config) / PROGRESS_SECONDS))
+    calls = min(calls, math.ceil(total / unit))
+    return unit * math.ceil(total / (calls * unit))
+
+
 def calibration_rate(config: Config) -> float:
-    """Pixel-steps per second of this recipe's kernel on this device, from a small dense run."""
+    """Pixel-steps per second of this recipe's kernel on this device, from a small dense run
+    sized to ~CALIBRATION_SECONDS of planned work (a cheap step needs many pixels, or the run
+    times only the call's fixed cost: P1 read 50× slow on 256 pixels)."""
     steps = min(config.gd.steps, 2 * config.engine.check_every, 256)
-    pixels = min(CALIBRATION_PIXELS, config.plane.size)
+    wanted = int(CALIBRATION_SECONDS / max(planned_seconds(config, 1) * steps / config.gd.steps, 1e-12))
+    pixels = min(max(CALIBRATION_PIXELS, min(wanted, MAX_CALIBRATION_PIXELS)), config.plane.size)
     small = config.with_values({"gd.steps": steps})
     coords = plane_coordinates(small, 0, pixels)
     run_pixels(small, coords)  # compile

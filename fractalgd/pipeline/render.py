@@ -13,12 +13,10 @@ are known only then (`RenderResult.class_names`, meta.json's "class_names").
 from __future__ import annotations
 
 import io
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-import jax
 import numpy as np
 
 from fractalgd.colour import colorize, colorize_feature, colorize_score
@@ -29,7 +27,7 @@ from fractalgd.core.precision import DOUBLE_DOUBLE
 from fractalgd.core.version import __version__
 from fractalgd.pipeline.analysis import analyze_render
 from fractalgd.pipeline.attractors import Cells, attractor_rows, discovered_labels, find_attractors
-from fractalgd.pipeline.cost import planned_seconds
+from fractalgd.pipeline.cost import tile_pixels
 from fractalgd.pipeline.features import limits_from, tile_epilogue, tile_limits
 from fractalgd.pipeline.pixels import device_summary, launch_pixels, plane_coordinates
 from fractalgd.problems.base import HasScore
@@ -154,23 +152,6 @@ def render_meta(config: Config, counts, elapsed_s: float, pixel_steps: int, clas
         "config": config.resolved,
         "overrides": override_values(config),
     }
-
-
-PROGRESS_SECONDS = 1.5  # aim for a progress update at least every ~2 s
-
-
-def tile_pixels(config: Config) -> int:
-    """Pixels per engine call: `[engine] tile` at most, fewer where that would take over ~2 s.
-
-    Tiles are whole blocks on every device and all of one size (the last is padded), so a render
-    compiles once and no label depends on the tiling. The time per tile is planned from XLA's
-    FLOP count of the step at a nominal device rate, before anything runs.
-    """
-    total = config.plane.size
-    unit = (config.engine.block or config.problem.kernel.block) * len(jax.local_devices())
-    calls = max(math.ceil(total / config.engine.tile), math.ceil(planned_seconds(config) / PROGRESS_SECONDS))
-    calls = min(calls, math.ceil(total / unit))
-    return unit * math.ceil(total / (calls * unit))
 
 
 def readout(config: Config, coords=None, result=None):
