@@ -69,8 +69,9 @@ def launch_batch(
       epilogue: a hashable function (state, hyper, labels) → arrays (..., block), run on each
         block's final state right after the block stops, while it is in cache, with a method
         `shapes(state, hyper, labels, width)` giving its output shapes (for the devices' output
-        specs without another trace); its outputs come back as `EngineResult.finished`. It runs on the XLA path with one block at a time (CPU);
-        elsewhere `finished` is None and the caller computes the same from `state`.
+        specs without another trace); its outputs come back as `EngineResult.finished`. It runs
+        on the XLA path with one block at a time (CPU); elsewhere `finished` is None and the
+        caller computes the same from `state`.
     """
     devices = tuple(devices or jax.local_devices())
     if not opts.block:

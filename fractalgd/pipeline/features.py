@@ -190,6 +190,7 @@ class OrbitEpilogue:
     with_features: bool
     block: int  # pixels per loop iteration (a wider input is walked in blocks of this many)
     lanczos_steps: int = LANCZOS_STEPS
+    batched: bool = False  # GPU: GPU_FEATURE_PIXELS pixels advance together (one block at a time would idle it)
 
     def __call__(self, state, hyper, labels):
         width = jax.tree_util.tree_leaves(state)[0].shape[-1]
@@ -212,16 +213,16 @@ class OrbitEpilogue:
         if block == width:
             return one((state, hyper_px, gone))
         blocks = jax.tree_util.tree_map(lambda x: _to_blocks(x, block), (state, hyper_px, gone))
-        return jax.tree_util.tree_map(_from_blocks, lax.map(one, blocks, batch_size=self.batch(width // block)))
+        batch = min(width // block, max(1, GPU_FEATURE_PIXELS // block)) if self.batched else None
+        return jax.tree_util.tree_map(_from_blocks, lax.map(one, blocks, batch_size=batch))
 
     def _sub_block(self, width: int) -> int:
         return self.block if width % self.block == 0 else width
 
-    def shapes(self, state, hyper, labels, width: int | None = None):
+    def shapes(self, state, hyper, labels, width: int):
         """The output shapes (ShapeDtypeStructs, pixels last) for inputs shaped like these, over
-        `width` pixels (default: theirs). The features program is large: it is traced for its
-        shapes once per input structure (`_block_shapes`), not at every use."""
-        width = width or jax.tree_util.tree_leaves(state)[0].shape[-1]
+        `width` pixels. The features program is large: it is traced for its shapes once per input
+        structure (`_block_shapes`), not at every use."""
         block = self._sub_block(width)
 
         def struct(x, last):
@@ -230,18 +231,6 @@ class OrbitEpilogue:
         leaves, treedef = jax.tree_util.tree_flatten((state, hyper, labels))
         per_block = _block_shapes(self, treedef, tuple(struct(x, block) for x in leaves))
         return jax.tree_util.tree_map(lambda sd: jax.ShapeDtypeStruct((*sd.shape[:-1], width), sd.dtype), per_block)
-
-    def batch(self, blocks: int) -> int | None:
-        return None  # one block at a time (CPU); `_compiled` sets a batch for GPUs
-
-
-@dataclass(frozen=True)
-class _BatchedEpilogue(OrbitEpilogue):
-    """On a GPU, GPU_FEATURE_PIXELS pixels advance together (one block at a time would idle it)."""
-
-    def batch(self, blocks: int) -> int | None:
-        return min(blocks, max(1, GPU_FEATURE_PIXELS // self.block))
-
 
 @functools.lru_cache(maxsize=32)
 def _compiled(epilogue: OrbitEpilogue, devices: tuple):
@@ -314,8 +303,8 @@ def tile_limits(
     state = jax.tree_util.tree_map(pad, result.state)
     hyper_px = {k: pad(v) for k, v in hyper.items() if np.ndim(v) > 0}
     hyper_scalar = {k: np.asarray(v) for k, v in hyper.items() if np.ndim(v) == 0}
-    gpu = devices[0].platform != "cpu"
-    epilogue = (_BatchedEpilogue if gpu else OrbitEpilogue)(compiled_form(problem), with_features, block)
+    batched = devices[0].platform != "cpu"
+    epilogue = OrbitEpilogue(compiled_form(problem), with_features, block, batched=batched)
     out = _compiled(epilogue, devices)(state, hyper_px, hyper_scalar, pad(result.labels.astype(np.int32)))
     return limits_from(problem, out, n, with_features)
 
