@@ -39,6 +39,24 @@ def test_hand_written_step_is_the_gradient_step(depth):
         np.testing.assert_allclose(np.asarray(g), w - eta * np.asarray(grad), rtol=1e-12, atol=1e-12)
 
 
+def test_materialize_is_the_identity_bit_for_bit():
+    """The cond that makes XLA:CPU write a step's intermediates must return them unchanged,
+    whatever the first value it probes (NaN, −0, ±inf, False, 0) and whatever the dtype."""
+    specials = np.array([np.nan, -0.0, np.inf, -np.inf, 0.0, 1e-45, -3.5], np.float32)
+    tree = {
+        "f32": specials.reshape(7, 1) * np.ones((1, 3), np.float32),
+        "f64": np.array([-0.0, np.nan, 2.0]),
+        "flags": np.array([False, True]),
+        "ints": np.array([0, -1, 7], np.int32),
+    }
+    for first in range(len(specials)):
+        tree["f32"] = np.roll(tree["f32"], 1, axis=0)
+        got = jax.jit(sm.materialize)(tree)
+        for key, value in tree.items():
+            assert np.asarray(got[key]).dtype == value.dtype
+            assert np.asarray(got[key]).tobytes() == value.tobytes(), (key, first)
+
+
 def trajectory(kernel, layers, eta, steps):
     """Product eigen-coordinates along GD: (steps + 1, n, n, P) products W(k)."""
 

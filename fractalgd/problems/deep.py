@@ -98,17 +98,9 @@ class DeepKernel(Kernel):
         return product(layers) - jnp.asarray(self.target, dtype=layers[0].dtype)[:, :, None]
 
     def step(self, state, k):
-        prefix = [state[0]]  # prefix[j] = W_{j+1} ⋯ W₁
-        for w in state[1:]:
-            prefix.append(sm.matmul(w, prefix[-1]))
-        r = prefix[-1] - jnp.asarray(self.target, dtype=state[0].dtype)[:, :, None]
-        out, suffix_t_r = [None] * self.depth, r  # suffix_t_r = (W_N ⋯ W_{j+1})ᵀ R
-        for j in range(self.depth - 1, -1, -1):
-            grad = suffix_t_r if j == 0 else sm.matmul_nt(suffix_t_r, prefix[j - 1])
-            out[j] = state[j] - k["eta"] * grad
-            if j:
-                suffix_t_r = sm.matmul_tn(state[j], suffix_t_r)
-        return tuple(out)
+        target = jnp.asarray(self.target, dtype=state[0].dtype)[:, :, None]
+        grads = sm.chain_gradients(state, lambda w: w - target)  # ∇_{W_j} ½‖W_N⋯W₁ − Ŵ‖²
+        return tuple(w - k["eta"] * g for w, g in zip(state, grads, strict=True))
 
     def rank(self, state):
         """Numerical rank of W = W_N ⋯ W₁ (int32 per pixel)."""

@@ -119,18 +119,9 @@ class DLNKernel(Kernel):
 
         return onehot(self.rows), onehot(self.cols)
 
-    def data_gradient(self, ws, t, k):
-        """The data term's gradient per layer: the mean of `batch` sampled entries, or of all of I."""
-        if not self.batch:
-            return self._full_gradient(ws, k)
-        total = None
-        for q in range(self.batch):
-            grads = self._entry_gradient(ws, *self.entry_onehots(t, q, k), k)
-            total = grads if total is None else [a + g for a, g in zip(total, grads, strict=True)]
-        return total if self.batch == 1 else [g / self.batch for g in total]
-
-    def _entry_gradient(self, ws, ei, ej, k):
-        """∇_{W_ℓ} ½(A_ij − A*_ij)² = r·b_ℓᵀ a_{ℓ−1}ᵀ per pixel (e_i, e_j: one-hot columns)."""
+    def _entry_factors(self, ws, ei, ej, k):
+        """∇_{W_ℓ} ½(A_ij − A*_ij)² = (r·b_ℓ) a_{ℓ−1}ᵀ per pixel, as the pairs (r·b_ℓ, a_{ℓ−1})
+        (e_i, e_j: one-hot columns; b_{L} = e_i, a_0 = e_j)."""
         forward = [sm.matvec(ws[0], ej)]  # a_1 = W_1 e_j
         for w in ws[1:]:
             forward.append(sm.matvec(w, forward[-1]))
@@ -139,32 +130,37 @@ class DLNKernel(Kernel):
             backward.insert(0, sm.vecmat(backward[0], w))
         target_ij = jnp.sum(ei * sm.matvec(k["target"][..., None], ej), axis=0)
         r = jnp.sum(ei * forward[-1], axis=0) - target_ij
-        grads = []
-        for layer in range(self.depth):
-            left = backward[layer] if layer < self.depth - 1 else ei  # b_ℓ
-            right = forward[layer - 1] if layer > 0 else ej  # a_{ℓ−1}
-            grads.append((r * left)[:, None] * right[None, :])
-        return grads
+        lefts = [r * (backward[layer] if layer < self.depth - 1 else ei) for layer in range(self.depth)]
+        rights = [forward[layer - 1] if layer > 0 else ej for layer in range(self.depth)]
+        return lefts, rights
 
     def _full_gradient(self, ws, k):
         """∇_{W_ℓ} C = (W_L⋯W_{ℓ+1})ᵀ R (W_{ℓ−1}⋯W_1)ᵀ with R = (A_θ − A*)∘M/|I|."""
-        prefix = [ws[0]]  # prefix[ℓ] = W_{ℓ+1} ⋯ W_1
-        for w in ws[1:]:
-            prefix.append(sm.matmul(w, prefix[-1]))
-        r = (prefix[-1] - k["target"][..., None]) * k["mask"][..., None]
-        grads, suffix_t_r = [None] * self.depth, r  # suffix_t_r = (W_L ⋯ W_{ℓ+1})ᵀ R
-        for layer in range(self.depth - 1, -1, -1):
-            grads[layer] = suffix_t_r if layer == 0 else sm.matmul_nt(suffix_t_r, prefix[layer - 1])
-            if layer:
-                suffix_t_r = sm.matmul_tn(ws[layer], suffix_t_r)
-        return grads
+        return sm.chain_gradients(ws, lambda a: (a - k["target"][..., None]) * k["mask"][..., None])
 
     def step(self, state, k):
+        """θ ← (1 − ηλ)θ − η·g: g the mean of `batch` sampled entries' gradients, or (batch 0) of all of I."""
         ws, t = state
         eta, lam = self.rates(t, k)
         c = 1 - eta * lam
-        grads = self.data_gradient(ws, t, k)
-        return tuple(c * w - eta * g for w, g in zip(ws, grads, strict=True)), t + 1
+        if not self.batch:
+            grads = self._full_gradient(ws, k)
+            return tuple(c * w - eta * g for w, g in zip(ws, grads, strict=True)), t + 1
+        # The factors of each rank-1 term are materialized, so the outer products read them
+        # instead of recomputing the chain of products per matrix entry (sm.materialize).
+        factors = []
+        for q in range(self.batch):
+            ei, ej = sm.materialize(self.entry_onehots(t, q, k))
+            factors.append(self._entry_factors(ws, ei, ej, k))
+        scale = eta / self.batch
+        factors, c = sm.materialize(([([scale * x for x in lefts], rights) for lefts, rights in factors], c))
+        out = []
+        for layer, w in enumerate(ws):
+            update = functools.reduce(
+                jnp.add, [lefts[layer][:, None] * rights[layer][None, :] for lefts, rights in factors]
+            )
+            out.append(c * w - update)
+        return tuple(out), t + 1
 
     def decided(self, state, history, k):
         """(diverged, converged): SGD iterates stop only at exact fixed points (e.g. θ = 0); a fixed
