@@ -20,8 +20,9 @@ def materialize(tree):
     rank-1 update l·rᵀ of a gradient, the next product of a chain) it recomputes the producer
     for every output element: a 5×5 outer product recomputes its vectors 5 times. A
     conditional's results are buffers, so passing the tree through a cond stops that (measured,
-    2-core CPU, float32, one block: dln_sgd's step 3× faster, deep P2's 1.2×; it made the mlp's
-    and the 4×4 matrix's slower, so they do not use it). The predicate is always true but not
+    2-core CPU, one block: dln_sgd's step 3× faster, deep P2's 1.2×, the double-double matrix
+    step's 2×; it made the mlp's, the float 4×4 matrix's in its unrolled loop and double-double
+    P1's slower, so they do not use it). The predicate is always true but not
     known to the compiler (XLA drops a cond whose branches are equal, so the other returns
     zeros). On other backends the identity: a GPU cond waits on the host each time, and Pallas
     kernels are traced for the GPU.
