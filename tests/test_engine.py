@@ -100,20 +100,3 @@ def test_new_parameter_values_do_not_recompile():
     fn = engine._compiled(cfg.problem.kernel, opts, devices, engine.default_batch_blocks(devices), epilogue)
     assert engine._compiled.cache_info().hits >= 1
     assert fn._cache_size() == 1
-
-
-def test_kernel_cpu_compiler_options_this_jaxlib_lacks_are_left_out():
-    """A kernel's XLA:CPU options reach the compiler only where jaxlib knows them: an unknown
-    experimental flag must not stop a render."""
-    import jax
-
-    devices = tuple(jax.local_devices())
-
-    class Unknown:
-        cpu_compiler_options = (("xla_cpu_no_such_option_for_this_test", ""),)
-
-    class Known:
-        cpu_compiler_options = (("xla_cpu_enable_fast_math", False), *Unknown.cpu_compiler_options)
-
-    assert engine.cpu_compiler_options(Unknown, devices) is None
-    assert engine.cpu_compiler_options(Known, devices) == {"xla_cpu_enable_fast_math": False}

@@ -32,26 +32,6 @@ def _from_blocks(x):
     return x.reshape(*x.shape[:-2], -1)
 
 
-@functools.cache
-def _known_option(name: str, value, device) -> bool:
-    """Whether this jaxlib compiles for `device` with the option set to `value` (experimental XLA
-    flags come and go between versions; an unknown one, or a bad value, fails the compile)."""
-    try:
-        probe = jax.jit(lambda x: x + 1, compiler_options={name: value})
-        probe.lower(jax.device_put(np.float32(0), device)).compile()
-    except Exception:  # noqa: BLE001 - jaxlib raises its own runtime error type for unknown options
-        return False
-    return True
-
-
-def cpu_compiler_options(kernel, devices: tuple) -> dict | None:
-    """The kernel's `cpu_compiler_options` this jaxlib knows, on CPU; None elsewhere or if none."""
-    if devices[0].platform != "cpu":
-        return None
-    known = {name: value for name, value in kernel.cpu_compiler_options if _known_option(name, value, devices[0])}
-    return known or None
-
-
 @functools.lru_cache(maxsize=64)
 def _compiled(kernel, opts: EngineOptions, devices: tuple, batch_blocks: int, epilogue=None):
     def per_device(state0, hyper_px, hyper_scalar):
@@ -72,9 +52,8 @@ def _compiled(kernel, opts: EngineOptions, devices: tuple, batch_blocks: int, ep
         finished = (jax.tree_util.tree_map(_from_blocks, out[4]),) if epilogue is not None else ()
         return labels, _from_blocks(steps), jax.tree_util.tree_map(_from_blocks, state), t, *finished
 
-    options = cpu_compiler_options(kernel, devices)
     if len(devices) == 1:
-        return jax.jit(per_device, compiler_options=options)
+        return jax.jit(per_device)
     mesh = Mesh(np.array(devices), ("px",))
 
     def pixel_spec(x):
@@ -95,7 +74,7 @@ def _compiled(kernel, opts: EngineOptions, devices: tuple, batch_blocks: int, ep
             state0, hyper_px, hyper_scalar
         )
 
-    return jax.jit(sharded, compiler_options=options)
+    return jax.jit(sharded)
 
 
 def default_batch_blocks(devices) -> int:

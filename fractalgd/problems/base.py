@@ -166,9 +166,6 @@ class Kernel(ABC):
     # The engine carries the float leaves as the rows of one array (`engine.blocks._rows_packing`)
     # rather than in complex pairs: for states of more than two leaves, where measured faster.
     carry_as_rows: ClassVar[bool] = False
-    # XLA:CPU compile options for the engine's program, as (name, value) pairs; an option this
-    # jaxlib does not know is left out (`engine.xla.cpu_compiler_options`).
-    cpu_compiler_options: ClassVar[tuple] = ()
 
     def prepare(self, hyper: dict) -> dict:
         """Per-block coefficients from the hyperparameters (arrays of shape () or (pixels,))."""

@@ -146,10 +146,6 @@ class MLPKernel(Kernel):
     # Pixels per block: a block's activations (n, w, block) stay in cache. Measured (width 16, 272
     # points): float32 fastest at 64; float64 at 32 (13.0 against 15.0 µs a pixel-step at 64).
     block: int = 64
-    # XLA:CPU's experimental YNNPACK fusions off: its own GEMMs are faster for these shapes
-    # (engine, 2-core CPU, 64² × 500: float32 5.6 → 4.6 s, float64 mlp-sd 12.7 → 11.6 s; at 32²
-    # no change). The products round differently, so a few chaotic pixels change class.
-    cpu_compiler_options = (("xla_cpu_experimental_ynn_fusion_type", ""),)
 
     def prepare(self, hyper):
         dtype = hyper["lr0"].dtype
