@@ -153,8 +153,9 @@ class DLNKernel(Kernel):
         for q in range(self.batch):
             ei, ej = sm.materialize(self.entry_onehots(t, q, k))
             factors.append(self._entry_factors(ws, ei, ej, k))
-        scale = eta / self.batch
-        factors, c = sm.materialize(([([scale * x for x in lefts], rights) for lefts, rights in factors], c))
+        scale = eta / self.batch  # η/B folded into the left factors: the update is their sum
+        scaled = [([scale * x for x in lefts], rights) for lefts, rights in factors]
+        factors, c = sm.materialize((scaled, c))
         out = []
         for layer, w in enumerate(ws):
             update = functools.reduce(
