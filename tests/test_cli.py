@@ -160,6 +160,20 @@ def test_bench_json_records(tmp_path):
             assert r["problem"] in ("scalar", "matrix")
 
 
+def test_bench_repeats_a_fast_implementation_until_it_has_been_timed_long_enough():
+    """`repeats` runs at least; a fast function repeats until MIN_TIMED_S of timing (at most
+    MAX_REPEATS), so a few-millisecond case's median is not five samples."""
+    import time
+
+    from fractalgd.studies.bench import MAX_REPEATS, MIN_TIMED_S, repeated_times
+
+    assert len(repeated_times(lambda: None, repeats=2)) == MAX_REPEATS  # microseconds a run: the cap stops it
+    slow = repeated_times(lambda: time.sleep(MIN_TIMED_S / 2.5), repeats=2)  # three runs pass MIN_TIMED_S
+    assert len(slow) == 3 and sum(slow) >= MIN_TIMED_S
+    # Two runs would pass MIN_TIMED_S; `repeats` asks for three.
+    assert len(repeated_times(lambda: time.sleep(MIN_TIMED_S / 2), repeats=3)) == 3
+
+
 def test_bench_flop_model_is_the_steps_own_arithmetic():
     """XLA's count of P1's step: r = uv − y, η·r, then c·u − ηr·v and c·v − ηr·u: about 9–12 FLOP."""
     from fractalgd.studies.bench import CASES, case_config, step_flops

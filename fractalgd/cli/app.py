@@ -241,7 +241,7 @@ def info_cli() -> None:
 def bench_cli(
     quick: Annotated[bool, typer.Option("--quick", help="Smaller grid and fewer steps.")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the records as JSON.")] = None,
-    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs per case.")] = 5,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs per case and implementation, at least (a fast one repeats until 0.5 s).")] = 5,
     dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64.")] = "float32",
     size: Annotated[int | None, typer.Option("--size", min=16, max=16384, help="Grid side for every case (default: each case's own, smaller with --quick, larger on GPU).")] = None,
     case: Annotated[list[str] | None, typer.Option("--case", help="Only these cases or problem kinds (repeatable).")] = None,
