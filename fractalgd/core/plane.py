@@ -170,6 +170,20 @@ class Plane:
         row, col = np.divmod(np.arange(start, stop, dtype=np.int64), w)
         return self.pixel_coordinates(row, col)
 
+    def ordered_coordinates(self, order, start: int, stop: int, double_double: bool = False, origin=(0, 0)) -> dict:
+        """`coordinates` (or `coordinates_dd`) of the pixels at engine indices [start, stop) of
+        `order`, a `fractalgd.core.pixel_order.PixelOrder` over the window of `order.shape`
+        whose top-left pixel is `origin` = (row, col) (the whole image by default). Each row's
+        and column's values are computed once, then gathered."""
+        (height, width), (top, left) = order.shape, origin
+        cols, rows = left + np.arange(width), self.y.n - 1 - (top + np.arange(height))
+        if double_double:
+            (x_hi, x_lo), (y_hi, y_lo) = self.x.values_dd(cols), self.y.values_dd(rows)
+            (y_hi, x_hi), (y_lo, x_lo) = order.take(start, stop, y_hi, x_hi), order.take(start, stop, y_lo, x_lo)
+            return {self.x.param: (x_hi, x_lo), self.y.param: (y_hi, y_lo)}
+        y, x = order.take(start, stop, self.y.values(rows), self.x.values(cols))
+        return {self.x.param: x, self.y.param: y}
+
     def coordinates_dd(self, start: int, stop: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """`coordinates` as double-double pairs (hi, lo) per name."""
         row, col = np.divmod(np.arange(start, stop, dtype=np.int64), self.x.n)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import jax
 
 from fractalgd.config import Config
+from fractalgd.core.pixel_order import PixelOrder
 from fractalgd.core.precision import DOUBLE_DOUBLE, numpy_dtype
 from fractalgd.engine import EngineOptions, EngineResult, launch_batch
 from fractalgd.problems.dd import check_compensations
@@ -45,8 +46,11 @@ def launch_pixels(config: Config, coords: dict, pad_to: int = 0, epilogue=None) 
     )
 
 
-def plane_coordinates(config: Config, start: int, stop: int) -> dict:
-    """Coordinates of the flat pixels [start, stop): float64, or pairs for a double-double recipe."""
+def plane_coordinates(config: Config, start: int, stop: int, order: PixelOrder | None = None) -> dict:
+    """Coordinates of the flat pixels [start, stop) (row-major, or engine indices of `order`):
+    float64, or pairs for a double-double recipe."""
+    if order is not None:
+        return config.plane.ordered_coordinates(order, start, stop, double_double=config.gd.dtype == DOUBLE_DOUBLE)
     if config.gd.dtype == DOUBLE_DOUBLE:
         return config.plane.coordinates_dd(start, stop)
     return config.plane.coordinates(start, stop)

@@ -23,6 +23,7 @@ from fractalgd.colour import colorize, colorize_feature, colorize_score
 from fractalgd.config import Config, parse_override
 from fractalgd.core.classes import FIRST_PROBLEM_CLASS
 from fractalgd.core.jaxenv import with_x64
+from fractalgd.core.pixel_order import PixelOrder
 from fractalgd.core.precision import DOUBLE_DOUBLE
 from fractalgd.core.version import __version__
 from fractalgd.pipeline.analysis import analyze_render
@@ -188,11 +189,15 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     # The features and cells run in the engine's program, on each block's final state (one
     # program, no second pass over the states); a double-double run reads them from its float64
     # rounding in a program of their own.
-    fused = None if config.gd.dtype == DOUBLE_DOUBLE else tile_epilogue(config, config.engine.block or problem.kernel.block)
+    block = config.engine.block or problem.kernel.block
+    fused = None if config.gd.dtype == DOUBLE_DOUBLE else tile_epilogue(config, block)
+    # Pixels go to the engine in patches of a block each (core/pixel_order.py): until the end,
+    # every per-pixel array here is in that order, and tiles are ranges of it.
+    order = PixelOrder.for_blocks((height, width), block)
 
     def launch(start: int):
         stop = min(start + tile, total)
-        coords = plane_coordinates(config, start, stop)  # double-double: (hi, lo) pairs
+        coords = plane_coordinates(config, start, stop, order)  # double-double: (hi, lo) pairs
         return stop, coords, launch_pixels(config, coords, pad_to=tile if planned else 0, epilogue=fused)
 
     upcoming = launch(0)
@@ -221,6 +226,7 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
         if progress is not None:
             progress(stop, total)
     limits_start = time.perf_counter()
+    cells.pixel = [int(order.flat_index(p)) if p >= 0 else p for p in cells.pixel]  # row-major, as the table says
     attractors = find_attractors(readout(config)[0], cells, problem.class_names)
     class_names = tuple(problem.class_names)
     if isinstance(problem, CustomProblem) and problem.discovers_minima:
@@ -231,7 +237,7 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
         features["attractor"] = np.where(row >= 0, row, np.nan)
     limits_seconds += time.perf_counter() - limits_start
     elapsed = time.perf_counter() - start_time
-    labels, steps = labels.reshape(height, width), steps.reshape(height, width)
+    labels, steps = order.image(labels), order.image(steps)
     counts = np.bincount(labels.ravel(), minlength=len(class_names))
     meta = render_meta(config, counts, elapsed, executed, class_names)
     meta["features"] = list(features) if config.render.features else None
@@ -242,8 +248,8 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     meta["attractors_found"] = attractors.total
     if config.analysis is not None and config.analysis.enabled:  # [analysis]: results go into meta.json
         meta["analysis"] = analyze_render(labels, config, class_names)
-    score = None if scores is None else scores.reshape(height, width)
-    shaped = {k: v.reshape(height, width) for k, v in features.items()} if config.render.features else None
+    score = None if scores is None else order.image(scores)
+    shaped = {k: order.image(v) for k, v in features.items()} if config.render.features else None
     return RenderResult(labels, steps, meta, config, score, shaped, class_names)
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from fractalgd.config import Config, config_from_dict, load_config
 from fractalgd.core.jaxenv import with_x64
+from fractalgd.core.pixel_order import PixelOrder
 from fractalgd.engine import run_batch
 from fractalgd.pipeline import engine_options, render
 from fractalgd.pipeline.cost import step_flops
@@ -201,7 +202,10 @@ def bench_case(case: Case, side: int, dtype: str, repeats: int, peak: float, ref
     """The records of one case: engine (and render) timings, its floor, and the reference."""
     config = case_config(case, side, dtype)
     problem, kernel = config.problem, config.problem.kernel
-    state, hyper = problem.initial(config.plane.coordinates(0, config.plane.size), np.dtype(dtype))
+    # The engine sees the pixels in the render's order (patches of a block each); numba's peer
+    # takes them row-major, as the hand-written kernel it stands for would.
+    order = PixelOrder.for_blocks(config.plane.shape, config.engine.block or kernel.block)
+    state, hyper = problem.initial(config.plane.ordered_coordinates(order, 0, config.plane.size), np.dtype(dtype))
     opts = engine_options(config)
     compile_s = _timed(lambda: run_batch(kernel, state, hyper, opts).labels)
     result = run_batch(kernel, state, hyper, opts)
@@ -211,7 +215,8 @@ def bench_case(case: Case, side: int, dtype: str, repeats: int, peak: float, ref
         timed["render"] = lambda: render(config).labels
         timed["render_labels"] = lambda: render(labels_only).labels
         if numba_p1.available() and problem.kind == "scalar" and problem.dim == 1:
-            u0, v0 = (np.ascontiguousarray(np.asarray(leaf)[0]) for leaf in state)
+            rows, _ = problem.initial(config.plane.coordinates(0, config.plane.size), np.dtype(dtype))
+            u0, v0 = (np.ascontiguousarray(np.asarray(leaf)[0]) for leaf in rows)
             timed["numba"] = lambda: numba_p1.p1_labels(u0, v0, problem.eta, problem.lam, problem.y, config.gd.steps)
     samples = {}
     for impl, fn in timed.items():

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from fractalgd.config import Config
+from fractalgd.core.pixel_order import PixelOrder
 from fractalgd.core.precision import DOUBLE_DOUBLE
 from fractalgd.output import check_target, finished_render
 from fractalgd.output.atomic import atomic_path, process_alive, remove_dead_temporaries
@@ -69,34 +70,30 @@ def work_dir(out_dir: str | Path) -> Path:
     return out_dir.parent / f".{out_dir.name}.tiles"
 
 
-def tile_coordinates(config: Config, tile: Tile, start: int, stop: int) -> dict[str, np.ndarray]:
-    """Physical coordinates of the tile's pixels [start, stop) in row-major order within the tile.
-
-    The same float64 formula as `Plane.coordinates`, on the same pixel indices: the same values.
-    """
-    row, col = np.divmod(np.arange(start, stop, dtype=np.int64), tile.shape[1])
-    return config.plane.pixel_coordinates(row + tile.r0, col + tile.c0, config.gd.dtype == DOUBLE_DOUBLE)
-
-
 def render_tile(config: Config, tile: Tile, progress: Callable[[int], None] | None = None) -> dict:
     """Labels (h, w) uint8, steps (h, w) int32 and executed pixel-steps of one tile.
 
     The tile's pixels go through the engine in batches of `[engine] tile` pixels, on this
-    process's local devices.
+    process's local devices, in patches of an engine block each (`fractalgd.core.pixel_order`,
+    as `render` does; the coordinates are `Plane.coordinates`' values, the same formula on the
+    same pixel indices).
     """
     n = tile.shape[0] * tile.shape[1]
+    order = PixelOrder.for_blocks(tile.shape, config.engine.block or config.problem.kernel.block)
     labels, steps = np.empty(n, np.uint8), np.empty(n, np.int32)
     executed, batch, start_time = 0, config.engine.tile, time.perf_counter()
+    double_double = config.gd.dtype == DOUBLE_DOUBLE
     for start in range(0, n, batch):
         stop = min(start + batch, n)
-        result = run_pixels(config, tile_coordinates(config, tile, start, stop))
+        coords = config.plane.ordered_coordinates(order, start, stop, double_double, origin=(tile.r0, tile.c0))
+        result = run_pixels(config, coords)
         labels[start:stop], steps[start:stop] = result.labels, result.steps
         executed += result.executed_pixel_steps
         if progress is not None:
             progress(stop - start)
     return {
-        "labels": labels.reshape(tile.shape),
-        "steps": steps.reshape(tile.shape),
+        "labels": order.image(labels),
+        "steps": order.image(steps),
         "executed": np.int64(executed),
         "seconds": np.float64(time.perf_counter() - start_time),
     }
