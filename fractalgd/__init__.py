@@ -3,7 +3,8 @@
 Importing the package is quiet: it changes no JAX or XLA setting (64-bit types are switched on
 only inside fractalgd's own calls, see `fractalgd.core.jaxenv`), and the public names below load
 on first use. For one XLA CPU device per core, as the CLI uses, call `fractalgd.use_all_cores()`
-before anything imports jax.
+before anything imports jax; a process that renders many times can also keep freed host memory
+for reuse, as the CLI does (`fractalgd.keep_freed_memory()`, `fractalgd.core.allocator`).
 
     import fractalgd as fg
     cfg = fg.load_config("configs/p1-fig3.toml", ["plane.resolution=[512,512]"])
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 
+from fractalgd.core.allocator import keep_freed_memory
 from fractalgd.core.jaxenv import use_all_cores
 from fractalgd.core.version import __version__
 
@@ -57,6 +59,7 @@ _PUBLIC = {
 __all__ = [  # noqa: F822 (most names load on first access, see __getattr__)
     "__version__",
     "use_all_cores",
+    "keep_freed_memory",
     *_PUBLIC,
 ]
 
