@@ -93,22 +93,27 @@ def _rows_packing(state):
 def _advance(kernel, state, history, coeffs, n: int, unroll: int, rows: bool = False):
     """n ≥ 1 steps from θ_t with history (θ_{t−1}, …, θ_{t−h}); returns θ_{t+n} and its history.
 
-    Only the last h steps are written out one by one; the rest run in one unrolled fori_loop,
-    the state carried in complex pairs, or with `rows` as one array of rows (`_rows_packing`).
+    Only the last h steps are written out one by one; the rest run in one unrolled fori_loop.
+    All n steps take and give the state packed, in complex pairs or with `rows` as one array of
+    rows (`_rows_packing`), so each is one fusion with one output; the history is read out of the
+    packed states (slices, fused into the decision test). Measured, 2-core CPU, deep P2's 4 of
+    every 32 steps run unpacked cost 1.3× a packed step.
     """
     h = len(history)
     looped = max(n - h, 0)
+    pack, unpack = _rows_packing(state) if rows else _complex_packing(state)
+
+    def packed_step(p):
+        return pack(kernel.step(unpack(p), coeffs))
+
+    packed = pack(state)
     if looped:
-        pack, unpack = _rows_packing(state) if rows else _complex_packing(state)
-        packed = lax.fori_loop(
-            0, looped, lambda _, p: pack(kernel.step(unpack(p), coeffs)), pack(state), unroll=min(unroll, looped)
-        )
-        state = unpack(packed)
+        packed = lax.fori_loop(0, looped, lambda _, p: packed_step(p), packed, unroll=min(unroll, looped))
     recent = []
     for _ in range(n - looped):
-        recent.insert(0, state)
-        state = kernel.step(state, coeffs)
-    return state, (*recent, *history)[:h]
+        recent.insert(0, unpack(packed))
+        packed = packed_step(packed)
+    return unpack(packed), (*recent, *history)[:h]
 
 
 def check_schedule(total: int, every: int) -> tuple[list[tuple[int, int]], int]:
