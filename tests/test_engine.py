@@ -78,6 +78,33 @@ def test_batches_in_flight_together_each_get_their_own_result():
     assert np.any(together[1].labels != 0)  # η = 0.6: many do
 
 
+def test_blocks_dealt_to_devices_give_what_one_device_gives():
+    # Two devices take the blocks in turn (engine.xla._deal): each pixel's label, step, final
+    # state and the executed count are those of one device running every block, padding
+    # included. The plane is lopsided (η grows along it) so the halves' work differs.
+    import jax
+
+    if len(jax.local_devices()) < 2:
+        pytest.skip("needs two XLA devices (one per core)")
+    rng = np.random.default_rng(2)
+    n = 64 * 9 + 5  # not a whole number of blocks a device: padding dealt too
+    state = (rng.normal(size=(1, n)), rng.normal(size=(1, n)))
+    hyper = {"eta": np.linspace(0.001, 0.7, n), "lam": np.asarray(0.05), "y": np.asarray(1.0)}
+    opts = EngineOptions(200, check_every=16, block=64)
+    kernel = scalar.ScalarKernel(1)
+    two = launch_batch(kernel, state, hyper, opts, devices=jax.local_devices()[:2])()
+    one = launch_batch(kernel, state, hyper, opts, devices=jax.local_devices()[:1])()
+    assert len(set(two.steps.tolist())) > 3  # blocks of very different cost
+    np.testing.assert_array_equal(two.labels, one.labels)
+    np.testing.assert_array_equal(two.steps, one.steps)
+    assert two.executed_pixel_steps == one.executed_pixel_steps
+    for a, b in zip(two.state, one.state, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    x = np.arange(2 * 3 * 8 * 4).reshape(2, 3, -1)
+    np.testing.assert_array_equal(engine._undeal(engine._deal(x, 2, 4), 2, 4), x)
+    assert engine._deal(x, 2, 4)[0, 0, 4:8].tolist() == x[0, 0, 8:12].tolist()  # block 2 right after block 0
+
+
 def test_new_parameter_values_do_not_recompile():
     # η, λ and y travel as arrays: three renders share one compiled program (the engine's, with
     # the features in it) and one program for the attractors' representatives.

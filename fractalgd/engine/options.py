@@ -25,6 +25,6 @@ class EngineResult:
 
     labels: np.ndarray  # (n,) uint8
     steps: np.ndarray  # (n,) int32
-    state: tuple  # final state, arrays (..., n) (JAX arrays on the device; np.asarray copies one out)
+    state: tuple  # final state, arrays (..., n) (numpy, or JAX arrays left on the device it ran on)
     executed_pixel_steps: int  # steps actually run, summed over pixels (padding excluded)
     finished: object = None  # the epilogue's outputs, arrays (..., n) on the device; None where it did not run
