@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 
 from fractalgd.engine import EngineOptions, launch_batch, run_batch
 from fractalgd.engine import xla as engine
+from fractalgd.engine.dispatch import resolved_options
 from fractalgd.pipeline import render
 from fractalgd.pipeline.features import tile_epilogue
 from fractalgd.problems import scalar
@@ -122,7 +121,7 @@ def test_new_parameter_values_do_not_recompile():
     assert engine._compiled.cache_info().currsize == 1
     assert _orbit_fn.cache_info().currsize == 1
     devices = tuple(jax.devices())[: min(len(jax.devices()), 2)]  # 1024 pixels = 2 blocks of 512
-    opts = replace(engine_options(cfg), block=cfg.problem.kernel.block)  # as run_batch resolves it
+    opts = resolved_options(cfg.problem.kernel, engine_options(cfg))  # as run_batch resolves them
     epilogue = tile_epilogue(cfg, opts.block)  # a render's engine program computes the features too
     fn = engine._compiled(cfg.problem.kernel, opts, devices, engine.default_batch_blocks(devices), epilogue)
     assert engine._compiled.cache_info().hits >= 1

@@ -51,7 +51,7 @@ DEFAULTS: dict[str, Any] = {
         "check_every": 32,
         "block": 0,
         "tile": 1 << 18,
-        "unroll": 2,
+        "unroll": 0,
         "batch_blocks": 0,
         "backend": "auto",
         "out_of_core": "auto",
@@ -312,8 +312,11 @@ def _engine_table(raw: dict) -> dict:
     engine = merge_table("engine", raw.get("engine", {}), DEFAULTS["engine"])
     if engine["block"] < 0:
         raise ConfigError(f"engine.block: must be >= 0 (0: the problem's preferred size), got {engine['block']}")
+    if engine["unroll"] < 0:
+        raise ConfigError(f"engine.unroll: must be >= 0 (0: the problem's preferred unroll), got {engine['unroll']}")
     for key in ("check_every", "tile", "unroll", "disk_tile"):
-        positive_int(f"engine.{key}", engine[key])
+        if key != "unroll":
+            positive_int(f"engine.{key}", engine[key])
         if engine[key] > ENGINE_LIMITS[key]:
             raise ConfigError(f"engine.{key}: at most {ENGINE_LIMITS[key]}, got {engine[key]}")
     if engine["disk_tile"] < MIN_DISK_TILE:

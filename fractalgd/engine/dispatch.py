@@ -43,6 +43,19 @@ def _try_pallas(kernel, state0, hyper, opts: EngineOptions, pad_to: int = 0):
 
 
 @with_x64
+def resolved_options(kernel, opts: EngineOptions) -> EngineOptions:
+    """`opts` with the kernel's preferences where they are 0 (block, unroll) and its unroll cap."""
+    if not opts.block:
+        # Small states (2 numbers a pixel) like wide blocks; matrix states fit cache at ~64 pixels.
+        opts = replace(opts, block=kernel.block)
+    if not opts.unroll:
+        opts = replace(opts, unroll=kernel.unroll)
+    if kernel.max_unroll and opts.unroll > kernel.max_unroll:
+        # A long step (double-double) unrolled is one fusion too large for XLA:CPU, which then recomputes it.
+        opts = replace(opts, unroll=kernel.max_unroll)
+    return opts
+
+
 def run_batch(
     kernel, state0, hyper: dict, opts: EngineOptions, devices=None, pad_to: int = 0, epilogue=None
 ) -> EngineResult:
@@ -74,12 +87,7 @@ def launch_batch(
         caller computes the same from `state`.
     """
     devices = tuple(devices or jax.local_devices())
-    if not opts.block:
-        # Small states (2 numbers a pixel) like wide blocks; matrix states fit cache at ~64 pixels.
-        opts = replace(opts, block=kernel.block)
-    if kernel.max_unroll and opts.unroll > kernel.max_unroll:
-        # A long step (double-double) unrolled is one fusion too large for XLA:CPU, which then recomputes it.
-        opts = replace(opts, unroll=kernel.max_unroll)
+    opts = resolved_options(kernel, opts)
     if uses_pallas(opts.backend, devices[0].platform):
         result = _try_pallas(kernel, state0, hyper, opts, pad_to)
         if result is not None:

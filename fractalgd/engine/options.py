@@ -14,7 +14,7 @@ class EngineOptions:
     steps: int  # T, the step budget
     check_every: int = 32  # C, steps between decisions
     block: int = 0  # pixels per early-exit block; 0: the kernel's preferred `block`
-    unroll: int = 2  # fori_loop unroll inside a chunk
+    unroll: int = 0  # fori_loop unroll inside a chunk; 0: the kernel's preferred `unroll`
     batch_blocks: int = 0  # blocks advanced together (vmap); 0: 1 on CPU, all on GPU
     backend: str = "auto"  # "xla", "pallas", or "auto" (Pallas on GPU, falling back to XLA)
 

@@ -162,7 +162,10 @@ class Kernel(ABC):
     history: ClassVar[int] = 4  # past iterates the decision test needs (period 4: θ_{t−4})
     block: ClassVar[int] = 512  # pixels per early-exit block (2 numbers a pixel like wide blocks)
     final_periods: ClassVar[int] = MAX_FINAL_PERIOD  # periods tested at T by `final_label` (0: none)
-    max_unroll: ClassVar[int] = 0  # cap on the engine's step unroll (0: none); unrolling never changes a label
+    # Steps unrolled in the engine's loop where the recipe leaves engine.unroll = 0 (measured per
+    # kernel), and a cap on any unroll (0: none). Unrolling never changes a label.
+    unroll: ClassVar[int] = 2
+    max_unroll: ClassVar[int] = 0
     # The engine carries the float leaves as the rows of one array (`engine.blocks._rows_packing`)
     # rather than in complex pairs: for states of more than two leaves, where measured faster.
     carry_as_rows: ClassVar[bool] = False

@@ -67,7 +67,9 @@ class DLNKernel(Kernel):
     block = 256  # pixels per block: (d, d, block) states stay in cache (measured: 256 best, 1024 2× slower)
     carry_as_rows = True  # the layers as one carried array (engine.blocks._rows_packing): dln_sgd 1.26× faster
     # No unroll cap: with the step's factors materialized, unrolled steps are no longer one fusion
-    # that recomputes them (engine 128²: unroll 1 / 2 / 4 = 1235 / 1128 / 1058 ms, labels equal).
+    # that recomputes them (engine 128²: unroll 1 / 2 / 4 = 1235 / 1128 / 1058 ms, labels equal;
+    # again, interleaved runs, min: 1 / 2 / 4 / 8 = 1959 / 1765 / 1722 / 1695 ms on a slower host).
+    unroll = 4
 
     def prepare(self, hyper):
         eta = hyper["eta"]

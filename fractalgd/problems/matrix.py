@@ -117,7 +117,7 @@ class MatrixKernel(Kernel):
     # 4×4, one block of 64: 0.84 µs a step (pairs, unroll 2, R fused) → 0.50 µs. Unrolled, the
     # cond sits inside the fused chunk of steps: 1.25 µs at unroll 2, 2.4 µs at 4.
     carry_as_rows = True
-    max_unroll = 1
+    unroll = max_unroll = 1
 
     def prepare(self, hyper):
         eta, lam = hyper["eta"], hyper["lam"]
