@@ -93,10 +93,19 @@ def _deal(x, lanes: int, block: int):
 
 
 def _undeal(x, lanes: int, width: int):
-    """The inverse of `_deal` (width: the block, or 1 for per-block values)."""
-    x = np.asarray(x)
+    """The inverse of `_deal` on the host (width: the block, or 1 for per-block values). A
+    sharded array is read shard by shard into place: one copy, not a gather and a transpose."""
     lead, n = x.shape[:-1], x.shape[-1]
-    return np.ascontiguousarray(x.reshape(*lead, lanes, n // (lanes * width), width).swapaxes(-3, -2)).reshape(*lead, n)
+    out = np.empty(x.shape, x.dtype)
+    slots = out.reshape(*lead, n // (lanes * width), lanes, width)
+    shards = getattr(x, "addressable_shards", None)
+    if shards and len(shards) == lanes:
+        for shard in shards:
+            lane = (shard.index[-1].start or 0) // (n // lanes)
+            slots[..., lane, :] = np.asarray(shard.data).reshape(*lead, n // (lanes * width), width)
+    else:
+        slots[...] = np.asarray(x).reshape(*lead, lanes, n // (lanes * width), width).swapaxes(-3, -2)
+    return out
 
 
 def default_batch_blocks(devices) -> int:
