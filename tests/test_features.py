@@ -237,12 +237,14 @@ def test_render_directory_has_features_and_attractors_and_analyze_reads_them(tmp
     assert bad.exit_code == 2 and "nope" in bad.output
 
 
-@pytest.mark.parametrize("distinct", [1, 7, 16, 17, 5000])  # both sides of FEW_CELLS = 16
+@pytest.mark.parametrize("distinct", [1, 7, 16, 17, 5000, -3])  # both sides of FEW_CELLS = 16
 def test_cell_hashes_are_grouped_exactly_as_numpy_unique_groups_them(distinct):
     from fractalgd.pipeline.attractors import _group
 
-    rng = np.random.default_rng(distinct)
-    values = rng.integers(-(2**62), 2**62, distinct)[rng.integers(0, distinct, 20_000)]
+    rng = np.random.default_rng(abs(distinct))
+    values = rng.integers(-(2**62), 2**62, abs(distinct))[rng.integers(0, abs(distinct), 20_000)]
+    if distinct < 0:  # a cell of one pixel between the sampled ones: the guess misses it
+        values[1] = 12345
     close = rng.integers(0, 4, values.size).astype(float)  # many ties: the first of them wins
     close[rng.random(values.size) < 0.1] = np.inf
     unique, inverse, counts, first = _group(values, close)
