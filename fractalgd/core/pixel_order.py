@@ -99,7 +99,9 @@ class PixelOrder:
         if width % bw == 0 and full_bands:  # the bulk at once: bands × strips × patch rows × patch cols
             top = full_bands * bh
             patches = values[: top * width].reshape(full_bands, width // bw, bh, bw, *tail)
-            out[:top] = patches.swapaxes(1, 2).reshape(top, width, *tail)
+            # Written through a view of `out` (splitting an axis never copies): one copy, where a
+            # reshape of the transposed patches would be a second.
+            out[:top].reshape(full_bands, bh, width // bw, bw, *tail)[...] = patches.swapaxes(1, 2)
             first = full_bands
         else:
             first = 0
@@ -110,7 +112,7 @@ class PixelOrder:
             chunk = values[top * width : (top + rows) * width]
             if full_width:
                 strips = chunk[: rows * full_width].reshape(width // bw, rows, bw, *tail)
-                out[top : top + rows, :full_width] = strips.swapaxes(0, 1).reshape(rows, full_width, *tail)
+                out[top : top + rows, :full_width].reshape(rows, width // bw, bw, *tail)[...] = strips.swapaxes(0, 1)
             if full_width < width:
                 out[top : top + rows, full_width:] = chunk[rows * full_width :].reshape(rows, width - full_width, *tail)
         return out
