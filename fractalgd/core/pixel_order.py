@@ -90,10 +90,11 @@ class PixelOrder:
         row, col = self.position(engine_index)
         return row * self.shape[1] + col
 
-    def image(self, values: np.ndarray) -> np.ndarray:
-        """(H, W, …): `values` (H·W, …) given in engine order, laid out as the image."""
+    def image(self, values: np.ndarray, dtype=None) -> np.ndarray:
+        """(H, W, …): `values` (H·W, …) given in engine order, laid out as the image (in `dtype`,
+        default the values')."""
         (height, width), (bh, bw) = self.shape, self.patch
-        out = np.empty((height, width, *values.shape[1:]), values.dtype)
+        out = np.empty((height, width, *values.shape[1:]), dtype or values.dtype)
         tail = values.shape[1:]
         full_bands = height // bh
         if width % bw == 0 and full_bands:  # the bulk at once: bands × strips × patch rows × patch cols

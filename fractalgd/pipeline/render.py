@@ -184,7 +184,8 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     problem = config.problem
     scores = np.empty(total) if isinstance(problem, HasScore) else None
     names = [n for n in feature_names(problem) if n != "attractor"] if config.render.features else []
-    features = {name: np.empty(total) for name in names}
+    # Each kept in its tiles' dtype until laid out as a float64 image (one conversion, in that copy).
+    features: dict[str, np.ndarray] = {}
     cells, pixel_cell = Cells(), np.empty(total, np.int32)
     # The features and cells run in the engine's program, on each block's final state (one
     # program, no second pass over the states); a double-double run reads them from its float64
@@ -220,7 +221,10 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
         else:  # the engine could not run it (GPU, Pallas, double-double)
             limits = tile_limits(*readout(config, coords, result), pad_to=tile if planned else 0)
         for name in names:  # NaN where undefined, the engine's diverged pixels included
-            features[name][start:stop] = limits.features[name]
+            part = limits.features[name]
+            if name not in features:
+                features[name] = np.empty(total, part.dtype)
+            features[name][start:stop] = part
         pixel_cell[start:stop] = cells.add(limits, result.labels, start)
         limits_seconds += time.perf_counter() - limits_start
         if progress is not None:
@@ -249,7 +253,7 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     if config.analysis is not None and config.analysis.enabled:  # [analysis]: results go into meta.json
         meta["analysis"] = analyze_render(labels, config, class_names)
     score = None if scores is None else order.image(scores)
-    shaped = {k: order.image(v) for k, v in features.items()} if config.render.features else None
+    shaped = {k: order.image(v, np.float64) for k, v in features.items()} if config.render.features else None
     return RenderResult(labels, steps, meta, config, score, shaped, class_names)
 
 
