@@ -314,9 +314,9 @@ def _engine_table(raw: dict) -> dict:
         raise ConfigError(f"engine.block: must be >= 0 (0: the problem's preferred size), got {engine['block']}")
     if engine["unroll"] < 0:
         raise ConfigError(f"engine.unroll: must be >= 0 (0: the problem's preferred unroll), got {engine['unroll']}")
-    for key in ("check_every", "tile", "unroll", "disk_tile"):
-        if key != "unroll":
-            positive_int(f"engine.{key}", engine[key])
+    for key in ("check_every", "tile", "disk_tile"):
+        positive_int(f"engine.{key}", engine[key])
+    for key in ENGINE_LIMITS:
         if engine[key] > ENGINE_LIMITS[key]:
             raise ConfigError(f"engine.{key}: at most {ENGINE_LIMITS[key]}, got {engine[key]}")
     if engine["disk_tile"] < MIN_DISK_TILE:

@@ -42,7 +42,6 @@ def _try_pallas(kernel, state0, hyper, opts: EngineOptions, pad_to: int = 0):
         return None
 
 
-@with_x64
 def resolved_options(kernel, opts: EngineOptions) -> EngineOptions:
     """`opts` with the kernel's preferences where they are 0 (block, unroll) and its unroll cap."""
     if not opts.block:
@@ -56,6 +55,7 @@ def resolved_options(kernel, opts: EngineOptions) -> EngineOptions:
     return opts
 
 
+@with_x64
 def run_batch(
     kernel, state0, hyper: dict, opts: EngineOptions, devices=None, pad_to: int = 0, epilogue=None
 ) -> EngineResult:

@@ -123,11 +123,10 @@ def _group(hashes: np.ndarray, close: np.ndarray):
         if sum(len(g) for g in groups) == len(hashes):
             ranked = np.argsort(guess, kind="stable")  # unique hashes ascending, as np.unique gives them
             return _few(guess[ranked], [groups[i] for i in ranked.tolist()], close)
+    # Here the tile holds more than FEW_CELLS cells (a guess of fewer either covered it or grew past).
     ordered = np.sort(hashes)
     unique = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
     k = len(unique)
-    if k <= FEW_CELLS:
-        return _few(unique, [np.flatnonzero(hashes == h) for h in unique.tolist()], close)
     inverse = np.searchsorted(unique, hashes)
     best = np.full(k, np.inf, close.dtype)
     np.minimum.at(best, inverse, close)
