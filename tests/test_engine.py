@@ -77,6 +77,31 @@ def test_batches_in_flight_together_each_get_their_own_result():
     assert np.any(together[1].labels != 0)  # η = 0.6: many do
 
 
+def test_without_kept_states_the_epilogue_outputs_and_labels_are_unchanged():
+    # A render that reads only the epilogue's outputs asks for no final states: they are not
+    # written out, and nothing else changes (the epilogue still sees every block's final state).
+    import jax
+
+    cfg = p1_config(plane={"resolution": [24, 40]}, gd={"eta": 0.6, "steps": 300})
+    from fractalgd.pipeline.pixels import initial_state, plane_coordinates
+
+    state, hyper = initial_state(cfg, plane_coordinates(cfg, 0, cfg.plane.size))
+    opts = EngineOptions(300, check_every=16, block=128)
+    epilogue = tile_epilogue(cfg, 128)
+    kept = run_batch(cfg.problem.kernel, state, hyper, opts, epilogue=epilogue)
+    dropped = run_batch(cfg.problem.kernel, state, hyper, opts, epilogue=epilogue, keep_state=False)
+    assert dropped.state is None and kept.state is not None
+    np.testing.assert_array_equal(dropped.labels, kept.labels)
+    np.testing.assert_array_equal(dropped.steps, kept.steps)
+    flat_kept, tree = jax.tree_util.tree_flatten(kept.finished)
+    flat_dropped, tree_dropped = jax.tree_util.tree_flatten(dropped.finished)
+    assert tree == tree_dropped and len(flat_kept) > 3
+    for a, b in zip(flat_kept, flat_dropped, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # without an epilogue the states are the result: they are kept whatever was asked
+    assert run_batch(cfg.problem.kernel, state, hyper, opts, keep_state=False).state is not None
+
+
 def test_blocks_dealt_to_devices_give_what_one_device_gives():
     # Two devices take the blocks in turn (engine.xla._deal): each pixel's label, step, final
     # state and the executed count are those of one device running every block, padding
@@ -123,6 +148,7 @@ def test_new_parameter_values_do_not_recompile():
     devices = tuple(jax.devices())[: min(len(jax.devices()), 2)]  # 1024 pixels = 2 blocks of 512
     opts = resolved_options(cfg.problem.kernel, engine_options(cfg))  # as run_batch resolves them
     epilogue = tile_epilogue(cfg, opts.block)  # a render's engine program computes the features too
-    fn = engine._compiled(cfg.problem.kernel, opts, devices, engine.default_batch_blocks(devices), epilogue)
+    # ... and writes no final states: a render of P1 reads only the epilogue's outputs
+    fn = engine._compiled(cfg.problem.kernel, opts, devices, engine.default_batch_blocks(devices), epilogue, False)
     assert engine._compiled.cache_info().hits >= 1
     assert fn._cache_size() == 1

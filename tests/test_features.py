@@ -237,7 +237,7 @@ def test_render_directory_has_features_and_attractors_and_analyze_reads_them(tmp
     assert bad.exit_code == 2 and "nope" in bad.output
 
 
-@pytest.mark.parametrize("distinct", [1, 7, 16, 17, 5000, -3])  # both sides of FEW_CELLS = 16
+@pytest.mark.parametrize("distinct", [1, 7, 16, 17, 5000, -3])  # any number of cells, one missed by a sample
 def test_cell_hashes_are_grouped_exactly_as_numpy_unique_groups_them(distinct):
     from fractalgd.pipeline.attractors import _group
 
@@ -253,6 +253,50 @@ def test_cell_hashes_are_grouped_exactly_as_numpy_unique_groups_them(distinct):
     for u in range(len(unique)):
         mine = np.flatnonzero(values == unique[u])
         assert first[u] == mine[close[mine] == close[mine].min()][0]
+
+
+@pytest.mark.parametrize("distinct", [1, 3, 16, 17, 400, -5])  # both sides of FEW_CELLS = 16
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_tiles_cells_are_counted_exactly_whichever_way_they_are_grouped(distinct, dtype):
+    # Per cell of the member pixels (kind ≠ none): its pixels, its most settled pixel (smallest
+    # closeness, NaN as inf, the first on ties) and its pixels per label, from a plain loop;
+    # the few-cells masks and the gathered grouping must both give exactly these.
+    from collections import Counter
+
+    from fractalgd.pipeline.attractors import _few_cells, _many_cells
+
+    rng = np.random.default_rng(abs(distinct) + 10 * (dtype == np.float64))
+    n = 6000
+    cell = rng.integers(-(2**62), 2**62, abs(distinct))[rng.integers(0, abs(distinct), n)]
+    if distinct < 0:  # rare cells between the sampled pixels: the guess misses them
+        cell[[3, 4000]] = [77, -77]
+    member = rng.random(n) < 0.8
+    close = (rng.integers(0, 4, n) / 4).astype(dtype)  # many ties
+    close[rng.random(n) < 0.1] = np.nan
+    close[rng.random(n) < 0.1] = np.inf
+    close[cell == cell[7]] = np.nan  # a cell with no closeness at all: its first pixel
+    labels = rng.integers(2, 6, n).astype(np.uint8)
+    want = {}
+    for i in np.flatnonzero(member):
+        c = want.setdefault(int(cell[i]), {"count": 0, "first": i, "labels": Counter()})
+        c["count"] += 1
+        c["labels"][int(labels[i])] += 1
+        key = lambda j: np.inf if np.isnan(close[j]) else close[j]  # noqa: E731
+        if key(i) < key(c["first"]):
+            c["first"] = i
+    tiles = [_many_cells(cell, member, close, labels)]
+    few = _few_cells(cell, member, int(member.sum()), close, labels)
+    assert (few is None) == (abs(distinct) + 2 * (distinct < 0) > 16)
+    tiles += [few] if few is not None else []
+    for tile in tiles:
+        assert tile.unique.tolist() == sorted(want)
+        assert tile.counts.tolist() == [want[h]["count"] for h in sorted(want)]
+        assert tile.first.tolist() == [want[h]["first"] for h in sorted(want)]
+        pairs = [(u, label, want[h]["labels"][label]) for u, h in enumerate(sorted(want)) for label in sorted(want[h]["labels"])]
+        assert tile.pairs == pairs
+        ids = tile.ids(np.arange(len(want)) * 10, n)
+        expected = np.array([sorted(want).index(int(h)) * 10 if m else -1 for h, m in zip(cell, member, strict=True)])
+        np.testing.assert_array_equal(ids, expected)
 
 
 def test_blocks_of_diverged_pixels_are_skipped_without_touching_the_others():

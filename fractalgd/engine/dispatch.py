@@ -57,15 +57,17 @@ def resolved_options(kernel, opts: EngineOptions) -> EngineOptions:
 
 @with_x64
 def run_batch(
-    kernel, state0, hyper: dict, opts: EngineOptions, devices=None, pad_to: int = 0, epilogue=None
+    kernel, state0, hyper: dict, opts: EngineOptions, devices=None, pad_to: int = 0, epilogue=None,
+    keep_state: bool = True,
 ) -> EngineResult:
     """`launch_batch(...)()`: run and wait for the result."""
-    return launch_batch(kernel, state0, hyper, opts, devices, pad_to, epilogue)()
+    return launch_batch(kernel, state0, hyper, opts, devices, pad_to, epilogue, keep_state)()
 
 
 @with_x64
 def launch_batch(
-    kernel, state0, hyper: dict, opts: EngineOptions, devices=None, pad_to: int = 0, epilogue=None
+    kernel, state0, hyper: dict, opts: EngineOptions, devices=None, pad_to: int = 0, epilogue=None,
+    keep_state: bool = True,
 ) -> Callable[[], EngineResult]:
     """Start GD for every pixel of `state0` (arrays with a trailing pixel axis) on all devices;
     returns a function that waits for and returns its EngineResult (the host is free until then:
@@ -85,6 +87,8 @@ def launch_batch(
         specs without another trace); its outputs come back as `EngineResult.finished`. It runs
         on the XLA path with one block at a time (CPU); elsewhere `finished` is None and the
         caller computes the same from `state`.
+      keep_state: False where the caller reads the epilogue's outputs only: where the epilogue
+        ran, `state` is then None (not written out); where it could not run, the state is kept.
     """
     devices = tuple(devices or jax.local_devices())
     opts = resolved_options(kernel, opts)
@@ -92,4 +96,4 @@ def launch_batch(
         result = _try_pallas(kernel, state0, hyper, opts, pad_to)
         if result is not None:
             return lambda: result
-    return launch_batch_xla(kernel, state0, hyper, opts, devices, pad_to, epilogue)
+    return launch_batch_xla(kernel, state0, hyper, opts, devices, pad_to, epilogue, keep_state)

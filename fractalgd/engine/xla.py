@@ -34,7 +34,10 @@ def _from_blocks(x):
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(kernel, opts: EngineOptions, devices: tuple, batch_blocks: int, epilogue=None):
+def _compiled(kernel, opts: EngineOptions, devices: tuple, batch_blocks: int, epilogue=None, keep_state: bool = True):
+    """The engine's program; without `keep_state` (an epilogue's caller that reads only its
+    outputs) the final states are not written out at all (P1: 8 of ~30 bytes a pixel)."""
+
     def per_device(state0, hyper_px, hyper_scalar):
         run_block = block_runner(kernel, opts, hyper_scalar)
 
@@ -42,7 +45,7 @@ def _compiled(kernel, opts: EngineOptions, devices: tuple, batch_blocks: int, ep
             labels, steps, state, t = run_block(args)
             if epilogue is None:
                 return labels, steps, state, t
-            return labels, steps, state, t, epilogue(state, {**hyper_scalar, **args[1]}, labels)
+            return labels, steps, state if keep_state else (), t, epilogue(state, {**hyper_scalar, **args[1]}, labels)
 
         blocks = jax.tree_util.tree_map(lambda x: _to_blocks(x, opts.block), (state0, hyper_px))
         nb = jax.tree_util.tree_leaves(blocks)[0].shape[0]
@@ -66,7 +69,7 @@ def _compiled(kernel, opts: EngineOptions, devices: tuple, batch_blocks: int, ep
             jax.tree_util.tree_map(pixel_spec, hyper_px),
             jax.tree_util.tree_map(lambda _: PartitionSpec(), hyper_scalar),
         )
-        specs_out = (PartitionSpec("px"), PartitionSpec("px"), specs_in[0], PartitionSpec("px"))
+        specs_out = (PartitionSpec("px"), PartitionSpec("px"), specs_in[0] if keep_state else (), PartitionSpec("px"))
         if epilogue is not None:
             labels = jax.ShapeDtypeStruct((opts.block,), jnp.int32)
             shapes = epilogue.shapes(state0, {**hyper_scalar, **hyper_px}, labels, width=opts.block)
@@ -115,7 +118,8 @@ def default_batch_blocks(devices) -> int:
 
 
 def launch_batch_xla(
-    kernel, state0, hyper: dict, opts: EngineOptions, devices: tuple, pad_to: int = 0, epilogue=None
+    kernel, state0, hyper: dict, opts: EngineOptions, devices: tuple, pad_to: int = 0, epilogue=None,
+    keep_state: bool = True,
 ) -> Callable[[], EngineResult]:
     """`launch_batch` on the XLA path (opts.block already resolved). The epilogue runs on CPU only,
     where blocks run one at a time (on GPU all blocks advance together: it would see them all)."""
@@ -144,7 +148,8 @@ def launch_batch_xla(
     batch = opts.batch_blocks or default_batch_blocks(devices)
     if batch > 1:
         epilogue = None
-    fn = _compiled(kernel, opts, devices, batch, epilogue)
+    keep_state = keep_state or epilogue is None  # without the epilogue, the caller needs the states
+    fn = _compiled(kernel, opts, devices, batch, epilogue, keep_state)
     if len(devices) == 1:
         state_p, hyper_px, hyper_scalar = jax.device_put((state_p, hyper_px, hyper_scalar), devices[0])
     labels, steps, state, t, *finished = fn(state_p, hyper_px, hyper_scalar)  # dispatched: runs while the caller works
@@ -162,6 +167,6 @@ def launch_batch_xla(
         # P1's 2²⁰ px); on one device they stay there (most renders never look at the state).
         kept = jax.tree_util.tree_map(undo, (state, finished)) if dealing else (state, finished)
         kept = jax.tree_util.tree_map(lambda x: x[..., :n] if padded != n else x, kept)
-        return EngineResult(labels_n, steps_n, kept[0], executed, kept[1][0] if finished else None)
+        return EngineResult(labels_n, steps_n, kept[0] if keep_state else None, executed, kept[1][0] if finished else None)
 
     return collect

@@ -18,6 +18,7 @@ the others are numbered on from there. At most MAX_ATTRACTORS (the largest) are 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import jax
@@ -31,7 +32,7 @@ from fractalgd.problems.custom import MAX_DISCOVERED, CustomProblem
 from fractalgd.problems.features import attractor_tol, flat_theta
 
 MAX_CELLS = 1 << 16  # distinct cells kept; pixels of further cells belong to no attractor
-FEW_CELLS = 16  # cells of a tile grouped one comparison each (see `_group`)
+FEW_CELLS = 16  # cells of a tile grouped one mask each (see `_few_cells`)
 SAMPLE_HASHES = 4096  # hashes sampled to guess a tile's few cells
 MAX_SWEEP = 64  # neighbours along the sweep direction compared per cell when merging
 MAX_ATTRACTORS = 64  # attractors listed in meta.json (the largest, by pixels)
@@ -54,25 +55,25 @@ class Cells:
     overflow: int = 0  # pixels of cells beyond MAX_CELLS
     treedef: object = None  # the state's tree structure
 
-    def add(self, limits, labels: np.ndarray, offset: int) -> np.ndarray:
-        """Record one tile's pixels (flat indices offset + 0 … n−1); returns their cell ids (−1: none)."""
+    def add(self, limits, labels: np.ndarray, offset: int, pixels: bool = True) -> np.ndarray | None:
+        """Record one tile's pixels (flat indices offset + 0 … n−1); returns their cell ids (−1:
+        none), or None where `pixels` is false (a render that needs no per-pixel cells)."""
         n = len(labels)
-        out = np.full(n, -1, np.int32)
-        member = np.flatnonzero(limits.kind != KIND_NONE)
-        if member.size == 0:
-            return out
-        close = limits.closeness[member]
-        unique, inverse, counts, first = _group(limits.cell[member], np.where(np.isnan(close), np.inf, close))
+        member = limits.kind != KIND_NONE
+        total = int(np.count_nonzero(member))
+        if total == 0:
+            return np.full(n, -1, np.int32) if pixels else None
+        close = limits.closeness
+        tile = _few_cells(limits.cell, member, total, close, labels) or _many_cells(limits.cell, member, close, labels)
         leaves, self.treedef = jax.tree_util.tree_flatten(limits.canonical)
-        picks = member[first]
-        picked = [np.asarray(leaf)[..., picks] for leaf in leaves]  # one gather, a pixel per cell
-        local = np.full(len(unique), -1, np.int64)
-        for u, h in enumerate(unique.tolist()):
-            pick = picks[u]
+        picked = [np.asarray(leaf)[..., tile.first] for leaf in leaves]  # one gather, a pixel per cell
+        local = np.full(len(tile.unique), -1, np.int64)
+        for u, h in enumerate(tile.unique.tolist()):
+            pick = int(tile.first[u])
             cid = self.index.get(h)
             if cid is None:
                 if len(self.count) >= MAX_CELLS:
-                    self.overflow += int(counts[u])
+                    self.overflow += int(tile.counts[u])
                     continue
                 cid = self.index[h] = len(self.count)
                 self.count.append(0)
@@ -82,48 +83,119 @@ class Cells:
                 self.loss.append(np.nan)
                 self.states.append(None)
             local[u] = cid
-            self.count[cid] += int(counts[u])
+            self.count[cid] += int(tile.counts[u])
             if limits.closeness[pick] < self.closeness[cid]:
                 self.closeness[cid] = float(limits.closeness[pick])
-                self.pixel[cid] = offset + int(pick)
+                self.pixel[cid] = offset + pick
                 self.loss[cid] = float(limits.loss[pick])
                 self.states[cid] = [np.array(leaf[..., u]) for leaf in picked]
-        out[member] = local[inverse]
-        # (cell, label) pairs counted by one bincount over cell·256 + label: linear, no sort
-        pairs = np.bincount(inverse.astype(np.int64) * 256 + labels[member].astype(np.int64), minlength=len(unique) * 256)
-        for key in np.flatnonzero(pairs).tolist():
-            cid, label = int(local[key // 256]), key % 256
+        for u, label, count in tile.pairs:  # cell, then label, ascending: the vote's tie order
+            cid = int(local[u])
             if cid >= 0:
-                self.label_counts[(cid, label)] = self.label_counts.get((cid, label), 0) + int(pairs[key])
+                self.label_counts[(cid, label)] = self.label_counts.get((cid, label), 0) + count
+        return tile.ids(local, n) if pixels else None
+
+
+@dataclass
+class _TileCells:
+    """One tile's member pixels grouped by cell: `unique` hashes ascending, each cell's pixel count
+    and most settled pixel (tile index: the smallest closeness, the first of them on ties), its
+    (cell, label, pixels) triples, and `ids(local, n)`: the per-pixel ids given each cell's."""
+
+    unique: np.ndarray
+    counts: np.ndarray
+    first: np.ndarray
+    pairs: list
+    ids: Callable[[np.ndarray, int], np.ndarray]
+
+
+def _few_cells(hashes, member, total: int, close, labels) -> _TileCells | None:
+    """`_TileCells` of a tile of at most FEW_CELLS cells, or None for more: each cell is one
+    boolean mask over the tile (compare-and-count passes, no gather, sort or scatter); the cells
+    are guessed from a sample of the hashes, the pixels the guess misses grouped on their own."""
+    n = len(hashes)
+    step = max(1, n // SAMPLE_HASHES)
+    guess = np.unique(hashes[::step][member[::step]])
+    if len(guess) > FEW_CELLS:
+        return None
+    masks = [member & (hashes == h) for h in guess.tolist()]
+    counts = [int(np.count_nonzero(m)) for m in masks]
+    if sum(counts) < total:  # rare cells the sample missed
+        missed = member.copy()
+        for m in masks:  # disjoint subsets of the members: xor takes each out
+            missed ^= m
+        extra = np.unique(hashes[missed])
+        if len(guess) + len(extra) > FEW_CELLS:
+            return None
+        masks += [missed & (hashes == h) for h in extra.tolist()]
+        counts += [int(np.count_nonzero(m)) for m in masks[len(guess) :]]
+        guess = np.concatenate((guess, extra))
+        ranked = np.argsort(guess, kind="stable")
+        guess, masks, counts = guess[ranked], [masks[i] for i in ranked], [counts[i] for i in ranked]
+    # The most settled pixel of a cell: an argmin over the whole tile, the other pixels lifted
+    # above every closeness by their top bit (closeness ≥ 0, so its bits order as the numbers).
+    # np.where(mask, close, inf) is 3× slower.
+    bits, top = _order_bits(close)
+    first = np.empty(len(masks), np.intp)
+    for u, m in enumerate(masks):
+        first[u] = np.argmin(bits | (~m * top))
+    by_label: dict = {}  # label → mask, computed when first asked for
+    pairs = []
+    for u, m in enumerate(masks):
+        rest, found = m, {}
+        while True:  # a cell's labels, one pass each: as a rule one label a cell
+            label = int(labels[np.argmax(rest)])
+            if label not in by_label:
+                by_label[label] = labels == label
+            found[label] = int(np.count_nonzero(rest & by_label[label]))
+            if sum(found.values()) == counts[u]:
+                break
+            rest = rest & ~by_label[label]
+        pairs += [(u, label, found[label]) for label in sorted(found)]
+
+    def ids(local, n_pixels):
+        out = np.full(n_pixels, -1, np.int32)
+        for u, m in enumerate(masks):
+            if local[u] >= 0:
+                out[m] = local[u]
         return out
+
+    return _TileCells(guess, np.asarray(counts), first, pairs, ids)
+
+
+def _order_bits(close: np.ndarray):
+    """(bits, top): `close` (≥ 0 or NaN: a step over a norm) as unsigned integers in the same
+    order, NaN as inf and −0 as 0 (the sign bit cleared), and the top bit, above all of them."""
+    width = 8 * close.dtype.itemsize
+    unsigned = np.dtype(f"uint{width}")
+    top = unsigned.type(1) << unsigned.type(width - 1)
+    inf = np.array(np.inf, close.dtype).view(unsigned)
+    return np.minimum(np.ascontiguousarray(close).view(unsigned) & ~top, inf), top
+
+
+def _many_cells(hashes, member, close, labels) -> _TileCells:
+    """`_TileCells` of any tile: the member pixels gathered and grouped by `_group`."""
+    index = np.flatnonzero(member)
+    close = close[index]
+    unique, inverse, counts, first = _group(hashes[index], np.where(np.isnan(close), np.inf, close))
+    # (cell, label) pairs counted by one bincount over cell·256 + label: linear, no sort
+    keys = np.bincount(inverse.astype(np.int64) * 256 + labels[index].astype(np.int64), minlength=len(unique) * 256)
+    pairs = [(key // 256, key % 256, int(keys[key])) for key in np.flatnonzero(keys).tolist()]
+
+    def ids(local, n_pixels):
+        out = np.full(n_pixels, -1, np.int32)
+        out[index] = local[inverse]
+        return out
+
+    return _TileCells(unique, counts, index[first], pairs, ids)
 
 
 def _group(hashes: np.ndarray, close: np.ndarray):
-    """The cells of one tile's member pixels: (unique hashes (sorted), inverse, counts, first),
-    first[u] the index of cell u's most settled pixel (the smallest `close`, the first of them on
-    ties) — np.unique(hashes, return_inverse=True, return_counts=True) plus a per-cell argmin.
-
-    A tile holds few cells as a rule (one per attractor it reaches): up to FEW_CELLS, each is
-    picked out by one comparison over the hashes (linear, no ufunc.at); beyond that by a binary
-    search and two scatter-mins. np.unique's inverse would take an argsort, 15× a sort at 10⁵.
-    The few cells are guessed from a sample of the hashes, the pixels they miss grouped on their
-    own, so a tile of few cells is never sorted whole (2¹⁸ px, 3 cells: 3.1 → 1.5 ms).
-    """
-    guess = np.unique(hashes[:: max(1, len(hashes) // SAMPLE_HASHES)])
-    if len(guess) <= FEW_CELLS:
-        groups = [np.flatnonzero(hashes == h) for h in guess.tolist()]
-        if sum(len(g) for g in groups) < len(hashes):  # rare cells the sample missed: few pixels
-            missed = np.ones(len(hashes), bool)
-            missed[np.concatenate(groups)] = False
-            missed = np.flatnonzero(missed)
-            extra = np.unique(hashes[missed])
-            if len(guess) + len(extra) <= FEW_CELLS:
-                groups += [missed[hashes[missed] == h] for h in extra.tolist()]
-                guess = np.concatenate((guess, extra))
-        if sum(len(g) for g in groups) == len(hashes):
-            ranked = np.argsort(guess, kind="stable")  # unique hashes ascending, as np.unique gives them
-            return _few(guess[ranked], [groups[i] for i in ranked.tolist()], close)
-    # Here the tile holds more than FEW_CELLS cells (a guess of fewer either covered it or grew past).
+    """The cells of a tile's member pixels (any number of them): (unique hashes (sorted),
+    inverse, counts, first), first[u] the index of cell u's most settled pixel (the smallest
+    `close`, the first of them on ties) — np.unique(hashes, return_inverse=True,
+    return_counts=True) plus a per-cell argmin, by a sort, a binary search and two scatter-mins
+    (np.unique's inverse would take an argsort, 15× a sort at 10⁵)."""
     ordered = np.sort(hashes)
     unique = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
     k = len(unique)
@@ -134,15 +206,6 @@ def _group(hashes: np.ndarray, close: np.ndarray):
     first = np.full(k, len(hashes), np.intp)
     np.minimum.at(first, inverse[settled], settled)
     return unique, inverse, np.bincount(inverse, minlength=k), first
-
-
-def _few(unique: np.ndarray, groups: list, close: np.ndarray):
-    """`_group`'s result from the pixels of each of a few cells (`groups[u]`: indices, ascending)."""
-    k, n = len(unique), sum(len(g) for g in groups)
-    inverse, counts, first = np.empty(n, np.intp), np.empty(k, np.intp), np.empty(k, np.intp)
-    for u, mine in enumerate(groups):
-        inverse[mine], counts[u], first[u] = u, len(mine), mine[np.argmin(close[mine])]
-    return unique, inverse, counts, first
 
 
 class _Union:

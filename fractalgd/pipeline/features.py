@@ -126,9 +126,7 @@ def orbit_limits(problem, state, hyper, with_features: bool, lanczos_steps: int 
         feats["step"] = step
         feats["period"] = jnp.where(kind > 0, kind, jnp.nan).astype(step.dtype)
         out["features"] = {k: jnp.where(finite, v, jnp.nan) for k, v in feats.items()}
-        out["loss"] = out["features"]["loss"]
-    else:
-        out["loss"] = jnp.full_like(step, jnp.nan)
+        out["loss"] = out["features"]["loss"]  # without features: none (NaN on the host, not written out)
     out["closeness"] = step / (1 + jnp.sqrt(norm))
     out["cell"] = _cell_hash(problem, states[:ORBIT], kind)
     out["canonical"] = state_c
@@ -315,4 +313,5 @@ def limits_from(problem, out, n: int, with_features: bool) -> TileLimits:
     features = None
     if with_features:  # the state's dtype: the caller's float64 image is the one conversion
         features = {name: out["features"][name] for name in feature_names(problem) if name != "attractor"}
-    return TileLimits(features, out["kind"], out["cell"], out["closeness"], out["loss"], out["canonical"])
+    loss = out["loss"] if "loss" in out else np.broadcast_to(np.array(np.nan, out["closeness"].dtype), (n,))
+    return TileLimits(features, out["kind"], out["cell"], out["closeness"], loss, out["canonical"])

@@ -29,10 +29,12 @@ def run_pixels(config: Config, coords: dict, pad_to: int = 0, epilogue=None) -> 
     return launch_pixels(config, coords, pad_to, epilogue)()
 
 
-def launch_pixels(config: Config, coords: dict, pad_to: int = 0, epilogue=None) -> Callable[[], EngineResult]:
+def launch_pixels(
+    config: Config, coords: dict, pad_to: int = 0, epilogue=None, keep_state: bool = True
+) -> Callable[[], EngineResult]:
     """Start the recipe's GD at plane coordinates `coords` (physical values, name → float64 array,
     or (hi, lo) pairs of arrays for a double-double recipe); returns the function that waits for
-    its EngineResult.
+    its EngineResult (`keep_state`: see `fractalgd.engine.launch_batch`).
 
     Runs on this process's local devices (under jax.distributed, jax.devices() also lists other
     processes' devices). `epilogue`: see `fractalgd.engine.launch_batch`.
@@ -42,7 +44,7 @@ def launch_pixels(config: Config, coords: dict, pad_to: int = 0, epilogue=None) 
     state, hyper = initial_state(config, coords)
     options = engine_options(config)
     return launch_batch(
-        config.problem.kernel, state, hyper, options, devices=jax.local_devices(), pad_to=pad_to, epilogue=epilogue
+        config.problem.kernel, state, hyper, options, jax.local_devices(), pad_to, epilogue, keep_state
     )
 
 

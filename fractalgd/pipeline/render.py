@@ -182,11 +182,16 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     planned = tile is None
     tile = tile or tile_pixels(config)
     problem = config.problem
-    scores = np.empty(total) if isinstance(problem, HasScore) else None
+    scored = isinstance(problem, HasScore)  # the one reader of the final states (with the epilogue on)
+    scores = np.empty(total) if scored else None
     names = [n for n in feature_names(problem) if n != "attractor"] if config.render.features else []
     # Each kept in its tiles' dtype until laid out as a float64 image (one conversion, in that copy).
     features: dict[str, np.ndarray] = {}
-    cells, pixel_cell = Cells(), np.empty(total, np.int32)
+    discovers = isinstance(problem, CustomProblem) and problem.discovers_minima
+    # Per-pixel cell ids only for what reads them: the attractor feature and discovered minima.
+    cells = Cells()
+    pixel_cell = np.empty(total, np.int32) if config.render.features or discovers else None
+    label_counts = np.zeros(256, np.int64)  # counted tile by tile, while the devices run the next
     # The features and cells run in the engine's program, on each block's final state (one
     # program, no second pass over the states); a double-double run reads them from its float64
     # rounding in a program of their own.
@@ -199,7 +204,7 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     def launch(start: int):
         stop = min(start + tile, total)
         coords = plane_coordinates(config, start, stop, order)  # double-double: (hi, lo) pairs
-        return stop, coords, launch_pixels(config, coords, pad_to=tile if planned else 0, epilogue=fused)
+        return stop, coords, launch_pixels(config, coords, tile if planned else 0, fused, keep_state=scored)
 
     upcoming = launch(0)
     for start in range(0, total, tile):
@@ -225,7 +230,10 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
             if name not in features:
                 features[name] = np.empty(total, part.dtype)
             features[name][start:stop] = part
-        pixel_cell[start:stop] = cells.add(limits, result.labels, start)
+        ids = cells.add(limits, result.labels, start, pixels=pixel_cell is not None)
+        if pixel_cell is not None:
+            pixel_cell[start:stop] = ids
+        label_counts += np.bincount(result.labels, minlength=256)[:256]
         limits_seconds += time.perf_counter() - limits_start
         if progress is not None:
             progress(stop, total)
@@ -233,7 +241,7 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     cells.pixel = [int(order.flat_index(p)) if p >= 0 else p for p in cells.pixel]  # row-major, as the table says
     attractors = find_attractors(readout(config)[0], cells, problem.class_names)
     class_names = tuple(problem.class_names)
-    if isinstance(problem, CustomProblem) and problem.discovers_minima:
+    if discovers:
         labels = discovered_labels(labels, pixel_cell, attractors, FIRST_PROBLEM_CLASS)
         class_names = class_names[: FIRST_PROBLEM_CLASS + 1 + attractors.discovered]
     if config.render.features:
@@ -242,7 +250,7 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     limits_seconds += time.perf_counter() - limits_start
     elapsed = time.perf_counter() - start_time
     labels, steps = order.image(labels), order.image(steps)
-    counts = np.bincount(labels.ravel(), minlength=len(class_names))
+    counts = np.bincount(labels.ravel(), minlength=len(class_names)) if discovers else label_counts[: len(class_names)]
     meta = render_meta(config, counts, elapsed, executed, class_names)
     meta["features"] = list(features) if config.render.features else None
     # Host time on features and attractors, within elapsed_s (their device time is within the
