@@ -41,6 +41,29 @@ def test_any_range_is_the_same_slice_of_the_whole_order(shape):
         np.testing.assert_array_equal(c, cols[start:stop])
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("block", [128, 16, 7])
+def test_bands_placed_one_run_at_a_time_give_the_whole_image(shape, block):
+    # A render lays out runs of whole bands as its tiles finish: in any split into such runs
+    # the image is the one image() gives, converted to the target's dtype; a run that does not
+    # start and end at bands is refused.
+    order = PixelOrder.for_blocks(shape, block)
+    n = shape[0] * shape[1]
+    values = np.random.default_rng(block).standard_normal((n, 2)).astype(np.float32)
+    ends = sorted({*range(0, n, order.band_pixels), n})
+    for trial in range(5):
+        cuts = sorted({0, n, *np.random.default_rng(trial).choice(ends, size=min(3, len(ends)))})
+        out = np.full((*shape, 2), np.nan)
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            order.place(out, values[a:b], a)
+        np.testing.assert_array_equal(out, order.image(values, np.float64))
+    if 1 < order.band_pixels < n:
+        with pytest.raises(ValueError):  # starts inside a band
+            order.place(np.empty((*shape, 2)), values[1 : order.band_pixels + 1], 1)
+        with pytest.raises(ValueError):  # ends inside one
+            order.place(np.empty((*shape, 2)), values[: order.band_pixels - 1], 0)
+
+
 @pytest.mark.parametrize("block, patch", [(1024, (32, 32)), (512, (16, 32)), (256, (16, 16)), (128, (8, 16))])
 def test_blocks_are_square_patches(block, patch):
     """Where the image is a whole number of patches, each run of `block` engine indices is one patch."""
@@ -91,3 +114,21 @@ def test_render_in_patches_equals_the_row_major_engine_and_runs_fewer_steps():
     np.testing.assert_array_equal(result.labels, rows.labels.reshape(37, 45))
     np.testing.assert_array_equal(result.steps, rows.steps.reshape(37, 45))
     assert result.meta["pixel_steps"] < rows.executed_pixel_steps
+
+
+def test_a_scored_render_lays_out_its_score_and_features_where_the_row_major_engine_puts_them():
+    # The mlp's score (Sohl-Dickstein's convergence measure) and its features (one of them also
+    # named "score") laid out band by band from tiles that end inside bands: each pixel's value
+    # is the one the row-major engine gives it.
+    from pathlib import Path
+
+    from fractalgd.config import load_config
+
+    shipped = Path(__file__).resolve().parent.parent / "configs" / "mlp-sd.toml"
+    config = load_config(shipped, ["plane.resolution=[32, 16]", "gd.steps=30"])
+    result = render(config, tile=200)
+    rows = run_range(config, 0, config.plane.size)
+    score = np.asarray(config.problem.score(rows.state), np.float64).reshape(16, 32)
+    np.testing.assert_array_equal(result.score, score)
+    assert np.isfinite(score).any() and not np.array_equal(result.score, result.features["score"], equal_nan=True)
+    np.testing.assert_array_equal(result.labels, rows.labels.reshape(16, 32))

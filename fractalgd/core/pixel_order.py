@@ -93,27 +93,41 @@ class PixelOrder:
     def image(self, values: np.ndarray, dtype=None) -> np.ndarray:
         """(H, W, …): `values` (H·W, …) given in engine order, laid out as the image (in `dtype`,
         default the values')."""
+        out = np.empty((*self.shape, *values.shape[1:]), dtype or values.dtype)
+        self.place(out, values, 0)
+        return out
+
+    @property
+    def band_pixels(self) -> int:
+        """Pixels of one full band (`place` takes runs of whole bands)."""
+        return self.patch[0] * self.shape[1]
+
+    def place(self, out: np.ndarray, values: np.ndarray, start: int) -> None:
+        """Write `values`, the pixels at engine indices [start, start + len), into the image `out`
+        (H, W, …), converted to its dtype: the run must start at a band and end at one or at the
+        image's end (a render lays out each finished band while the devices run the next tile)."""
         (height, width), (bh, bw) = self.shape, self.patch
-        out = np.empty((height, width, *values.shape[1:]), dtype or values.dtype)
+        stop = start + len(values)
+        if start % self.band_pixels or (stop % self.band_pixels and stop != height * width):
+            raise ValueError(f"pixels [{start}, {stop}) do not start and end at bands of {self.band_pixels}")
         tail = values.shape[1:]
-        full_bands = height // bh
-        if width % bw == 0 and full_bands:  # the bulk at once: bands × strips × patch rows × patch cols
-            top = full_bands * bh
-            patches = values[: top * width].reshape(full_bands, width // bw, bh, bw, *tail)
+        first, last = start // self.band_pixels, -(-stop // self.band_pixels)
+        full = min(last, height // bh)  # bands [first, full) have bh rows
+        if width % bw == 0 and full > first:  # the bulk at once: bands × strips × patch rows × patch cols
+            patches = values[: (full - first) * self.band_pixels].reshape(full - first, width // bw, bh, bw, *tail)
             # Written through a view of `out` (splitting an axis never copies): one copy, where a
             # reshape of the transposed patches would be a second.
-            out[:top].reshape(full_bands, bh, width // bw, bw, *tail)[...] = patches.swapaxes(1, 2)
-            first = full_bands
+            out[first * bh : full * bh].reshape(full - first, bh, width // bw, bw, *tail)[...] = patches.swapaxes(1, 2)
+            done = full
         else:
-            first = 0
+            done = first
         full_width = (width // bw) * bw
-        for band in range(first, -(-height // bh)):
+        for band in range(done, last):
             top = band * bh
             rows = min(bh, height - top)
-            chunk = values[top * width : (top + rows) * width]
+            chunk = values[(top * width - start) : ((top + rows) * width - start)]
             if full_width:
                 strips = chunk[: rows * full_width].reshape(width // bw, rows, bw, *tail)
                 out[top : top + rows, :full_width].reshape(rows, width // bw, bw, *tail)[...] = strips.swapaxes(0, 1)
             if full_width < width:
                 out[top : top + rows, full_width:] = chunk[rows * full_width :].reshape(rows, width - full_width, *tail)
-        return out

@@ -166,6 +166,35 @@ def readout(config: Config, coords=None, result=None):
     return config, coords, (replace(result, state=his(result.state)) if result is not None else None)
 
 
+class _Images:
+    """Per-pixel arrays in engine order laid out as images band by band as tiles finish
+    (`PixelOrder.place`), while the devices run the next tile, rather than all at the end."""
+
+    def __init__(self, order: PixelOrder):
+        self.order, self.done = order, 0
+        self.sources: dict = {}
+        self.images: dict = {}
+
+    def track(self, name, values: np.ndarray, dtype=None) -> None:
+        """Lay out `values` as the image `images[name]` (names: "labels", "steps", "score", and
+        ("feature", name), as a problem may name a feature "score")."""
+        self.sources[name] = values
+        self.images[name] = np.empty((*self.order.shape, *values.shape[1:]), dtype or values.dtype)
+
+    def drop(self, name) -> None:
+        self.sources.pop(name, None)
+        self.images.pop(name, None)
+
+    def advance(self, stop: int) -> None:
+        """Lay out every band of the pixels [0, stop) not laid out yet."""
+        total = self.order.shape[0] * self.order.shape[1]
+        ready = stop if stop == total else stop - stop % self.order.band_pixels
+        if ready > self.done:
+            for name, values in self.sources.items():
+                self.order.place(self.images[name], values[self.done : ready], self.done)
+            self.done = ready
+
+
 @with_x64
 def render(config: Config, progress: Callable[[int, int], None] | None = None, tile: int | None = None) -> RenderResult:
     """Render the recipe's plane; `progress(done_pixels, total_pixels)` is called after each tile.
@@ -200,6 +229,12 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     # Pixels go to the engine in patches of a block each (core/pixel_order.py): until the end,
     # every per-pixel array here is in that order, and tiles are ranges of it.
     order = PixelOrder.for_blocks((height, width), block)
+    images = _Images(order)
+    images.track("steps", steps)
+    if not discovers:  # discovered minima relabel pixels at the end
+        images.track("labels", labels)
+    if scores is not None:
+        images.track("score", scores)
 
     def launch(start: int):
         stop = min(start + tile, total)
@@ -217,6 +252,7 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
             part = problem.score(result.state)
             if part is None:  # this recipe has no score (e.g. mlp with measure = "classes")
                 scores = None
+                images.drop("score")
             else:
                 scores[start:stop] = part
         executed += result.executed_pixel_steps
@@ -229,11 +265,13 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
             part = limits.features[name]
             if name not in features:
                 features[name] = np.empty(total, part.dtype)
+                images.track(("feature", name), features[name], np.float64)
             features[name][start:stop] = part
         ids = cells.add(limits, result.labels, start, pixels=pixel_cell is not None)
         if pixel_cell is not None:
             pixel_cell[start:stop] = ids
         label_counts += np.bincount(result.labels, minlength=256)[:256]
+        images.advance(stop)
         limits_seconds += time.perf_counter() - limits_start
         if progress is not None:
             progress(stop, total)
@@ -249,7 +287,8 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
         features["attractor"] = np.where(row >= 0, row, np.nan)
     limits_seconds += time.perf_counter() - limits_start
     elapsed = time.perf_counter() - start_time
-    labels, steps = order.image(labels), order.image(steps)
+    labels = images.images["labels"] if "labels" in images.images else order.image(labels)
+    steps = images.images["steps"]
     counts = np.bincount(labels.ravel(), minlength=len(class_names)) if discovers else label_counts[: len(class_names)]
     meta = render_meta(config, counts, elapsed, executed, class_names)
     meta["features"] = list(features) if config.render.features else None
@@ -260,8 +299,11 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
     meta["attractors_found"] = attractors.total
     if config.analysis is not None and config.analysis.enabled:  # [analysis]: results go into meta.json
         meta["analysis"] = analyze_render(labels, config, class_names)
-    score = None if scores is None else order.image(scores)
-    shaped = {k: order.image(v, np.float64) for k, v in features.items()} if config.render.features else None
+    score = None if scores is None else images.images["score"]
+    shaped = None
+    if config.render.features:  # all laid out tile by tile but the attractor, known only now
+        laid = images.images
+        shaped = {k: laid[("feature", k)] if ("feature", k) in laid else order.image(v, np.float64) for k, v in features.items()}
     return RenderResult(labels, steps, meta, config, score, shaped, class_names)
 
 
