@@ -393,10 +393,12 @@ def _numbers(values) -> list:
     return [_number(v) for v in np.asarray(values, dtype=np.float64).ravel()]
 
 
-def attractor_rows(pixel_cell: np.ndarray, attractors: Attractors) -> np.ndarray:
-    """Per pixel, its row of the attractor table (−1: none; pixel_cell −1 or a cell not listed)."""
-    lookup = np.append(attractors.of_cell, -1).astype(np.int64)  # index −1 → the appended −1
-    return lookup[np.where(pixel_cell >= 0, pixel_cell, -1)]
+def attractor_rows(pixel_cell: np.ndarray, attractors: Attractors, dtype=np.int64) -> np.ndarray:
+    """Per pixel, its row of the attractor table (−1, or NaN for a float `dtype`: none; pixel_cell
+    −1 or a cell not listed), by one gather (cell −1 reads the appended entry)."""
+    none = np.nan if np.issubdtype(dtype, np.floating) else -1
+    lookup = np.append(np.where(attractors.of_cell >= 0, attractors.of_cell, none), none).astype(dtype)
+    return lookup.take(pixel_cell)
 
 
 def discovered_labels(labels: np.ndarray, pixel_cell: np.ndarray, attractors: Attractors, converged: int) -> np.ndarray:

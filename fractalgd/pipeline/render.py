@@ -283,8 +283,7 @@ def render(config: Config, progress: Callable[[int, int], None] | None = None, t
         labels = discovered_labels(labels, pixel_cell, attractors, FIRST_PROBLEM_CLASS)
         class_names = class_names[: FIRST_PROBLEM_CLASS + 1 + attractors.discovered]
     if config.render.features:
-        row = attractor_rows(pixel_cell, attractors)
-        features["attractor"] = np.where(row >= 0, row, np.nan)
+        features["attractor"] = attractor_rows(pixel_cell, attractors, np.float64)
     limits_seconds += time.perf_counter() - limits_start
     elapsed = time.perf_counter() - start_time
     labels = images.images["labels"] if "labels" in images.images else order.image(labels)
