@@ -82,9 +82,9 @@ def test_without_kept_states_the_epilogue_outputs_and_labels_are_unchanged():
     # written out, and nothing else changes (the epilogue still sees every block's final state).
     import jax
 
-    cfg = p1_config(plane={"resolution": [24, 40]}, gd={"eta": 0.6, "steps": 300})
     from fractalgd.pipeline.pixels import initial_state, plane_coordinates
 
+    cfg = p1_config(plane={"resolution": [24, 40]}, gd={"eta": 0.6, "steps": 300})
     state, hyper = initial_state(cfg, plane_coordinates(cfg, 0, cfg.plane.size))
     opts = EngineOptions(300, check_every=16, block=128)
     epilogue = tile_epilogue(cfg, 128)

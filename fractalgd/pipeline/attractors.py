@@ -63,8 +63,9 @@ class Cells:
         total = int(np.count_nonzero(member))
         if total == 0:
             return np.full(n, -1, np.int32) if pixels else None
-        close = limits.closeness
-        tile = _few_cells(limits.cell, member, total, close, labels) or _many_cells(limits.cell, member, close, labels)
+        tile = _few_cells(limits.cell, member, total, limits.closeness, labels) or _many_cells(
+            limits.cell, member, limits.closeness, labels
+        )
         leaves, self.treedef = jax.tree_util.tree_flatten(limits.canonical)
         picked = [np.asarray(leaf)[..., tile.first] for leaf in leaves]  # one gather, a pixel per cell
         local = np.full(len(tile.unique), -1, np.int64)
